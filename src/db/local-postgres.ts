@@ -76,6 +76,8 @@ export class LocalPostgres {
   /** Runs initdb unless the data directory already holds a cluster (kept across restarts). */
   async init (): Promise<void> {
     if (existsSync(path.join(this.dataDir, 'PG_VERSION'))) return
+    // The parents stay traversable (the server may run as another user); the cluster directory is owner-only.
+    await mkdir(path.dirname(this.dataDir), { recursive: true })
     await mkdir(this.dataDir, { recursive: true, mode: 0o700 })
     if (this.owner !== undefined) await chown(this.dataDir, this.owner.uid, this.owner.gid)
     await this.run(path.join(this.binDir, 'initdb'), [

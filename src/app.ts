@@ -1,0 +1,47 @@
+// The composition root: buildApp(config) owns every Fastify option, so tests run exactly what production runs.
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { AppConfig } from './config.js'
+import authPlugin from './plugins/auth.js'
+import dbPlugin from './plugins/db.js'
+import errorsPlugin from './plugins/errors.js'
+import swaggerPlugin from './plugins/swagger.js'
+import healthRoutes, { ReadinessSchema } from './routes/health.js'
+import heartbeatRoutes from './routes/heartbeat.js'
+import { SHARED_SCHEMAS } from './schemas.js'
+
+export const BODY_LIMIT_BYTES = 16 * 1024
+
+export async function buildApp (config: AppConfig): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' }
+    },
+    bodyLimit: BODY_LIMIT_BYTES,
+    requestTimeout: 30_000,
+    connectionTimeout: 60_000,
+    keepAliveTimeout: 72_000,
+    return503OnClosing: true,
+    ajv: {
+      customOptions: {
+        // An unknown PATCH field must be refused with its name, not silently dropped.
+        removeAdditional: false,
+        coerceTypes: 'array',
+        useDefaults: true,
+        allErrors: false
+      }
+    }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  for (const schema of [...SHARED_SCHEMAS, ReadinessSchema]) app.addSchema(schema)
+
+  await app.register(errorsPlugin)
+  await app.register(dbPlugin, { url: config.databaseUrl, settings: config.db })
+  await app.register(authPlugin, { jwt: config.jwt })
+  await app.register(swaggerPlugin)
+
+  await app.register(heartbeatRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })
+  await app.register(healthRoutes, { deadlineMs: config.db.statementTimeoutMs + 500 })
+  return app
+}

@@ -1,0 +1,123 @@
+// The environment, read once through one TypeBox schema into a frozen Config. A bad value stops the start with one
+// line that names the variable and says what it expects.
+import { Type, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+const Bool = (fallback: boolean, what: string): TSchema =>
+  Type.Boolean({ default: fallback, description: `true or false: ${what}` })
+const Int = (fallback: number, minimum: number, maximum: number, what: string): TSchema =>
+  Type.Integer({ default: fallback, minimum, maximum, description: `a whole number from ${minimum} to ${maximum}: ${what}` })
+const Num = (fallback: number, minimum: number, maximum: number, what: string): TSchema =>
+  Type.Number({ default: fallback, minimum, maximum, description: `a number from ${minimum} to ${maximum}: ${what}` })
+const Text = (what: string, options: { minLength?: number, pattern?: string } = {}): TSchema =>
+  Type.Optional(Type.String({ minLength: 1, ...options, description: what }))
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+/** Every variable the service reads. Anything else in the environment is ignored. */
+export const EnvSchema = Type.Object({
+  DATABASE_URL: Text('a postgres:// or postgresql:// URL (unset: an embedded PostgreSQL server under DATA_DIR)', { pattern: '^postgres(ql)?://' }),
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'the address to listen on' }),
+  PORT: Int(3000, 0, 65535, 'the port to listen on'),
+  JWT_SECRET: Text('at least 32 characters: the HS256 secret (Supabase legacy JWT secret)', { minLength: 32 }),
+  JWKS_URL: Text('an http(s) URL of a JSON Web Key Set (Supabase signing keys)', { pattern: '^https?://' }),
+  JWT_AUDIENCE: Text('the required aud claim'),
+  JWT_ISSUER: Text('the required iss claim'),
+  JWT_CLOCK_TOLERANCE_SECONDS: Int(30, 0, 300, 'the clock skew allowed on exp, nbf and iat'),
+  JWT_ROLE_CLAIM: Type.String({ default: 'role', pattern: '^[A-Za-z0-9_$-]+(\\.[A-Za-z0-9_$-]+)*$', description: 'a claim name or dotted path such as app_metadata.role' }),
+  LIVENESS_PUBLIC: Bool(true, '/heartbeat/liveness answers without a token'),
+  METRICS_PUBLIC: Bool(false, '/metrics answers without a token'),
+  STALE_GRACE_SECONDS: Num(60, 0, 86400, 'the least grace after next_poll_at before the verdict is stale'),
+  STALE_GRACE_FACTOR: Num(3, 0, 100, 'the grace as a multiple of the announced poll interval'),
+  DB_POOL_MAX: Int(10, 1, 100, 'the most database connections'),
+  DB_STATEMENT_TIMEOUT_MS: Int(5000, 100, 600000, 'how long a database call may take before the answer is 503'),
+  DB_PREPARE: Bool(true, 'use prepared statements (false behind a transaction pooler such as Supabase port 6543)'),
+  LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info', description: LOG_LEVELS.join(', ') }),
+  DATA_DIR: Type.String({ default: '.data', minLength: 1, description: 'where the embedded server and the development secret live' }),
+  DEMO_SCHEDULER: Bool(true, 'run the demo scheduler (embedded mode only)'),
+  DEMO_INTERVAL_SECONDS: Num(5, 0.05, 3600, 'the demo scheduler\'s base poll interval')
+})
+
+export interface Config {
+  /** Unset: the embedded default. */
+  databaseUrl: string | undefined
+  host: string
+  port: number
+  jwt: {
+    secret: string | undefined
+    jwksUrl: string | undefined
+    audience: string | undefined
+    issuer: string | undefined
+    clockToleranceSeconds: number
+    roleClaim: string
+  }
+  livenessPublic: boolean
+  metricsPublic: boolean
+  grace: { graceSeconds: number, graceFactor: number }
+  db: { poolMax: number, statementTimeoutMs: number, prepare: boolean }
+  logLevel: typeof LOG_LEVELS[number]
+  dataDir: string
+  demo: { enabled: boolean, intervalSeconds: number }
+}
+
+/** What buildApp needs: a database to talk to and at least one way to verify tokens. */
+export type AppConfig = Config & { databaseUrl: string }
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+type Env = Record<string, string | undefined>
+
+export function loadConfig (env: Env = process.env): Readonly<Config> {
+  const keys = Object.keys(EnvSchema.properties) as Array<keyof typeof EnvSchema.properties>
+  const raw: Record<string, string> = {}
+  for (const key of keys) {
+    const value = env[key]
+    // An empty variable counts as unset, as in most shells' `VAR= cmd`.
+    if (value !== undefined && value.trim() !== '') raw[key] = value.trim()
+  }
+  const input = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw))
+  const error = Value.Errors(EnvSchema, input).First()
+  if (error !== undefined) {
+    const key = error.path.split('/')[1] ?? ''
+    const schema = EnvSchema.properties[key as keyof typeof EnvSchema.properties]
+    const given = raw[key] === undefined ? '' : ` (got ${JSON.stringify(key.includes('SECRET') ? '…' : raw[key])})`
+    throw new ConfigError(`${key} must be ${String(schema?.description ?? error.message)}${given}`)
+  }
+  const v = input as Record<string, unknown>
+  const str = (key: string): string | undefined => v[key] as string | undefined
+  const num = (key: string): number => v[key] as number
+  const bool = (key: string): boolean => v[key] as boolean
+  const config: Config = {
+    databaseUrl: str('DATABASE_URL'),
+    host: str('HOST') as string,
+    port: num('PORT'),
+    jwt: {
+      secret: str('JWT_SECRET'),
+      jwksUrl: str('JWKS_URL'),
+      audience: str('JWT_AUDIENCE'),
+      issuer: str('JWT_ISSUER'),
+      clockToleranceSeconds: num('JWT_CLOCK_TOLERANCE_SECONDS'),
+      roleClaim: str('JWT_ROLE_CLAIM') as string
+    },
+    livenessPublic: bool('LIVENESS_PUBLIC'),
+    metricsPublic: bool('METRICS_PUBLIC'),
+    grace: { graceSeconds: num('STALE_GRACE_SECONDS'), graceFactor: num('STALE_GRACE_FACTOR') },
+    db: { poolMax: num('DB_POOL_MAX'), statementTimeoutMs: num('DB_STATEMENT_TIMEOUT_MS'), prepare: bool('DB_PREPARE') },
+    logLevel: v.LOG_LEVEL as Config['logLevel'],
+    dataDir: str('DATA_DIR') as string,
+    demo: { enabled: bool('DEMO_SCHEDULER'), intervalSeconds: num('DEMO_INTERVAL_SECONDS') }
+  }
+  if (config.databaseUrl !== undefined && config.jwt.secret === undefined && config.jwt.jwksUrl === undefined) {
+    throw new ConfigError('JWT_SECRET or JWKS_URL must be set when DATABASE_URL is set: without a key no token can be verified')
+  }
+  return deepFreeze(config)
+}
+
+function deepFreeze<T extends object> (value: T): Readonly<T> {
+  for (const inner of Object.values(value)) {
+    if (typeof inner === 'object' && inner !== null) deepFreeze(inner as object)
+  }
+  return Object.freeze(value)
+}

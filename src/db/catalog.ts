@@ -1,0 +1,40 @@
+// Reads the table's shape and policies from pg_catalog, which every role may read: the API's login role has no
+// rights of its own (NOINHERIT), and information_schema would hide a table it has no privilege on.
+import type { Sql } from 'postgres'
+import { comparePolicies, type CatalogPolicy } from '../domain/policies.js'
+import { compareTable, type CatalogColumn, type CatalogTable } from '../domain/table.js'
+
+export async function readCatalogTable (sql: Sql): Promise<CatalogTable> {
+  const [table] = await sql<Array<{ oid: number, relrowsecurity: boolean }>>`
+    select c.oid, c.relrowsecurity from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = 'public' and c.relname = 'eva_scheduler_heartbeat' and c.relkind in ('r', 'p')`
+  if (table === undefined) return { exists: false, rowSecurity: false, columns: [], constraints: [] }
+  const columns = await sql<CatalogColumn[]>`
+    select a.attname as name, pg_catalog.format_type(a.atttypid, a.atttypmod) as type, a.attnotnull as not_null,
+           pg_catalog.pg_get_expr(d.adbin, d.adrelid) as default
+    from pg_catalog.pg_attribute a
+    left join pg_catalog.pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+    where a.attrelid = ${table.oid} and a.attnum > 0 and not a.attisdropped
+    order by a.attnum`
+  const constraints = await sql<Array<{ name: string, definition: string }>>`
+    select conname as name, pg_catalog.pg_get_constraintdef(oid) as definition
+    from pg_catalog.pg_constraint where conrelid = ${table.oid} order by conname`
+  return { exists: true, rowSecurity: table.relrowsecurity, columns: [...columns], constraints: [...constraints] }
+}
+
+export async function readCatalogPolicies (sql: Sql): Promise<CatalogPolicy[]> {
+  const rows = await sql<CatalogPolicy[]>`
+    select policyname, permissive, roles::text[] as roles, cmd, qual, with_check
+    from pg_catalog.pg_policies where schemaname = 'public' and tablename = 'eva_scheduler_heartbeat'
+    order by policyname`
+  return [...rows]
+}
+
+export interface SchemaReport { table: string[], policies: string[] }
+
+/** The table's shape against the seed and its policies against the API's mirror; empty lists when all agree. */
+export async function checkSchema (sql: Sql): Promise<SchemaReport> {
+  const [table, policies] = await Promise.all([readCatalogTable(sql), readCatalogPolicies(sql)])
+  return { table: compareTable(table), policies: table.exists ? comparePolicies(policies) : [] }
+}

@@ -1,0 +1,34 @@
+// Which database failures mean "the database is unavailable" (503, retry later) rather than a bug (500).
+
+export class DatabaseTimeoutError extends Error {
+  override name = 'DatabaseTimeoutError'
+  readonly code = 'DATABASE_TIMEOUT'
+}
+
+const CLIENT_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
+  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', 'DATABASE_TIMEOUT'
+])
+// SQLSTATEs: 08 connection exception, 53 insufficient resources, 57014 statement timeout / cancel,
+// 57P01-57P05 shutdown and termination, 55P03 lock not available, 40001/40P01 serialization and deadlock.
+const SERVER_STATES = /^(08|53)|^57014$|^57P0[1-5]$|^55P03$|^40001$|^40P01$/
+
+export function isDatabaseUnavailable (error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false
+  const code = (error as { code?: unknown }).code
+  if (typeof code !== 'string') return false
+  return CLIENT_CODES.has(code) || SERVER_STATES.test(code)
+}
+
+/** The server's statement_timeout covers slow queries; this covers a server that stopped answering at all. */
+export async function withDeadline<T> (work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new DatabaseTimeoutError(`no answer from the database within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([work, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}

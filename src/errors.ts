@@ -1,0 +1,36 @@
+// RFC 9457 problem details: every error the API answers is one of these, with a stable `code`.
+
+export const PROBLEM_TYPE_BASE = 'urn:eva-heartbeat-api:problem:'
+
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  detail: string
+  code: string
+}
+
+export class ProblemError extends Error {
+  override name = 'ProblemError'
+  constructor (
+    readonly status: number,
+    readonly code: string,
+    readonly title: string,
+    readonly detail: string,
+    readonly headers: Readonly<Record<string, string>> = {}
+  ) {
+    super(detail)
+  }
+
+  toProblem (): Problem {
+    return { type: PROBLEM_TYPE_BASE + this.code, title: this.title, status: this.status, detail: this.detail, code: this.code }
+  }
+}
+
+export const databaseUnavailable = (): ProblemError =>
+  new ProblemError(503, 'database_unavailable', 'Database unavailable',
+    'The database did not answer in time or refused the connection; try again shortly.', { 'retry-after': '5' })
+
+export const heartbeatNotFound = (): ProblemError =>
+  new ProblemError(404, 'heartbeat_not_found', 'No heartbeat row',
+    'The table eva_scheduler_heartbeat has no row with id 1: the scheduler has never written one.')

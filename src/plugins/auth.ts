@@ -1,0 +1,56 @@
+// Bearer authentication and the policy mirror: `app.requireRole(action)` is the only gate routes use.
+import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import fp from 'fastify-plugin'
+import { bearerToken, forbidden, TokenVerifier, unauthorized, type JwtSettings } from '../auth/jwt.js'
+import type { DbIdentity } from '../db/heartbeat.js'
+import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain/policies.js'
+
+export interface Principal extends DbIdentity {
+  role: ApiRole
+  /** Who, for logs: `sub`, else the role with the key's `jti`/`kid`. Never the token. */
+  subject: string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    verifier: TokenVerifier
+    requireRole: (action: TableAction) => preHandlerAsyncHookHandler
+    authenticate: (request: FastifyRequest, action: TableAction) => Promise<Principal>
+  }
+  interface FastifyRequest {
+    principal: Principal | undefined
+  }
+}
+
+/**
+ * Anonymous callers of public routes (liveness, and metrics when public) are served by the service reading as
+ * `authenticated`, the least role a policy lets read; what such routes answer is limited by their schemas.
+ */
+export const SERVICE_READER: Principal = Object.freeze({
+  role: 'authenticated',
+  claims: Object.freeze({ role: 'authenticated', sub: 'eva-heartbeat-api' }),
+  subject: 'eva-heartbeat-api'
+})
+
+export default fp<{ jwt: JwtSettings }>(async (app, { jwt }) => {
+  const verifier = new TokenVerifier(jwt)
+  app.decorate('verifier', verifier)
+  app.decorateRequest('principal', undefined)
+
+  async function authenticate (request: FastifyRequest, action: TableAction): Promise<Principal> {
+    const token = bearerToken(request.headers.authorization)
+    if (token === undefined) throw unauthorized('missing_token', 'This endpoint needs a bearer token (Authorization: Bearer <JWT>).', false)
+    const { claims, header, role } = await verifier.verify(token)
+    if (role === undefined) throw forbidden(`The token has no ${jwt.roleClaim} claim, so it may not ${action} the heartbeat.`)
+    if (!isApiRole(role) || !mayPerform(role, action)) throw forbidden(`Role ${role} may not ${action} the heartbeat.`)
+    const subject = typeof claims.sub === 'string' && claims.sub !== ''
+      ? claims.sub
+      : [role, claims.jti ?? header.kid].filter((part) => part !== undefined).join(':')
+    return { role, claims, subject }
+  }
+
+  app.decorate('authenticate', authenticate)
+  app.decorate('requireRole', (action: TableAction): preHandlerAsyncHookHandler => async (request) => {
+    request.principal = await authenticate(request, action)
+  })
+}, { name: 'auth' })

@@ -1,0 +1,35 @@
+// The OpenAPI document is generated from the route schemas; registered before the routes so it sees them all.
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import fp from 'fastify-plugin'
+
+export const API_VERSION = '1.0.0'
+
+export default fp(async (app) => {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'eva-heartbeat-api',
+        version: API_VERSION,
+        description: 'Read-only monitoring API over the EVA scheduler heartbeat row: the row, a derived liveness verdict, and an admin PATCH to pause or resume.',
+        license: { name: 'MIT', identifier: 'MIT' }
+      },
+      tags: [
+        { name: 'heartbeat', description: 'The heartbeat row and its verdict' },
+        { name: 'health', description: 'This API\'s own health' }
+      ],
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A Supabase JWT; the role claim decides what it may do' }
+        }
+      }
+    },
+    refResolver: {
+      // Component names are the schemas' $id, so the document's names stay stable.
+      buildLocalReference: (json, _baseUri, _fragment, i) => typeof json.$id === 'string' ? json.$id : `def-${i}`
+    }
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: false } })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+}, { name: 'swagger' })

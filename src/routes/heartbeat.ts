@@ -1,0 +1,87 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
+import { deriveLiveness, livenessHttpStatus, type GraceSettings } from '../domain/liveness.js'
+import { entityTag, heartbeatJson, noneMatch } from '../domain/representation.js'
+import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../errors.js'
+import { SERVICE_READER } from '../plugins/auth.js'
+import { GraceQuery, HeartbeatResponseSchema, LivenessSchema, problem } from '../schemas.js'
+
+export interface HeartbeatRoutesOptions {
+  grace: { graceSeconds: number, graceFactor: number }
+  livenessPublic: boolean
+}
+
+const HEALTH_JSON = 'application/health+json'
+const BEARER = [{ bearerAuth: [] }]
+
+/** `?grace=` with nothing after it would be coerced to 0: refuse it like any other value that is not a number. */
+async function refuseEmptyGrace (request: FastifyRequest): Promise<void> {
+  if (/(?:^|[?&])grace=(?:&|$)/.test(request.url)) {
+    throw new ProblemError(400, 'invalid_request', 'Invalid request', 'querystring grace must be a number of seconds from 0 to 86400.')
+  }
+}
+
+const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async (app, options) => {
+  const graceFor = (grace: number | undefined): GraceSettings =>
+    grace === undefined ? options.grace : { ...options.grace, overrideSeconds: grace }
+
+  app.get('/heartbeat', {
+    schema: {
+      summary: 'The heartbeat row and its derived liveness',
+      description: 'Roles `authenticated` and `service_role`. ETag changes when the row or the verdict changes; send it back in If-None-Match for a 304.',
+      tags: ['heartbeat'],
+      security: BEARER,
+      querystring: GraceQuery,
+      response: {
+        200: Type.Ref(HeartbeatResponseSchema),
+        304: Type.Null({ description: 'Not modified: the ETag in If-None-Match is current' }),
+        400: problem('A query parameter is not valid'),
+        401: problem('No token, or one that does not verify'),
+        403: problem('The token\'s role may not read the heartbeat'),
+        404: problem('The table has no heartbeat row'),
+        503: problem('The database is unavailable')
+      }
+    },
+    preValidation: refuseEmptyGrace,
+    preHandler: app.requireRole('select')
+  }, async (request, reply) => {
+    const reading = await app.store.read(request.principal ?? SERVICE_READER)
+    if (!reading.reachable) throw databaseUnavailable()
+    if (reading.row === null) throw heartbeatNotFound()
+    const { liveness } = deriveLiveness(reading, graceFor(request.query.grace))
+    const heartbeat = heartbeatJson(reading.row)
+    const etag = entityTag(heartbeat, liveness)
+    void reply.headers({ etag, 'last-modified': reading.row.updated_at.toUTCString(), 'cache-control': 'no-cache' })
+    if (noneMatch(request.headers['if-none-match'], etag)) return await reply.code(304).send(null)
+    return { heartbeat, liveness }
+  })
+
+  app.get('/heartbeat/liveness', {
+    schema: {
+      summary: 'The liveness verdict, for uptime monitors',
+      description: '200 for pass and warn (503 for warn too with `strict=true`), 503 for fail, with Retry-After. ' +
+        (options.livenessPublic ? 'Public (LIVENESS_PUBLIC=true).' : 'Roles `authenticated` and `service_role` (LIVENESS_PUBLIC=false).'),
+      tags: ['heartbeat'],
+      ...(options.livenessPublic ? {} : { security: BEARER }),
+      querystring: GraceQuery,
+      response: {
+        200: { description: 'pass or warn', content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } } },
+        400: problem('A query parameter is not valid'),
+        ...(options.livenessPublic ? {} : { 401: problem('No token, or one that does not verify'), 403: problem('The token\'s role may not read the heartbeat') }),
+        503: { description: 'fail (or warn with strict=true)', content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } } }
+      }
+    },
+    preValidation: refuseEmptyGrace,
+    ...(options.livenessPublic ? {} : { preHandler: app.requireRole('select') })
+  }, async (request, reply) => {
+    const reading = await app.store.read(request.principal ?? SERVICE_READER)
+    const { liveness, retryAfterSeconds } = deriveLiveness(reading, graceFor(request.query.grace))
+    const code = livenessHttpStatus(liveness, request.query.strict ?? false)
+    void reply.code(code).type(HEALTH_JSON).header('cache-control', 'no-store')
+    if (code === 503) void reply.header('retry-after', String(retryAfterSeconds))
+    return liveness
+  })
+}
+
+export default heartbeatRoutes

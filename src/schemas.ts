@@ -1,0 +1,60 @@
+// Shared response schemas. Each carries an $id, which becomes its OpenAPI component name.
+import { Type, type TSchema } from '@sinclair/typebox'
+
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
+const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601, UTC' })
+
+export const ProblemSchema = Type.Object({
+  type: Type.String({ description: 'URI reference naming the problem type', examples: ['urn:eva-heartbeat-api:problem:token_expired'] }),
+  title: Type.String(),
+  status: Type.Integer({ minimum: 400, maximum: 599 }),
+  detail: Type.String({ description: 'What was wrong, in one sentence' }),
+  code: Type.String({ description: 'Stable machine-readable code', examples: ['token_expired', 'insufficient_scope', 'unknown_field', 'database_unavailable'] })
+}, { $id: 'Problem', description: 'RFC 9457 problem details' })
+
+export const LIVENESS_STATES = ['unknown', 'missing', 'paused', 'stopped', 'stale', 'stopping', 'circuit_open', 'degraded', 'starting', 'late', 'alive'] as const
+
+export const LivenessSchema = Type.Object({
+  status: Type.Union([Type.Literal('pass'), Type.Literal('warn'), Type.Literal('fail')]),
+  state: Type.Union(LIVENESS_STATES.map((state) => Type.Literal(state))),
+  checked_at: Timestamp,
+  last_poll_at: Nullable(Timestamp),
+  next_poll_at: Nullable(Timestamp),
+  seconds_since_last_poll: Nullable(Type.Number({ description: 'Negative when the scheduler\'s clock is ahead of the database\'s' })),
+  seconds_overdue: Nullable(Type.Number({ minimum: 0 })),
+  grace_seconds: Nullable(Type.Number({ minimum: 0 })),
+  output: Type.Optional(Type.String({ description: 'One human sentence, whenever status is not pass' }))
+}, { $id: 'Liveness', description: 'The derived liveness verdict (draft-inadarei-api-health-check style)' })
+
+export const HeartbeatRowSchema = Type.Object({
+  id: Type.Integer(),
+  instance_id: Type.String(),
+  started_at: Timestamp,
+  last_poll_at: Nullable(Timestamp),
+  next_poll_at: Nullable(Timestamp),
+  poll_count: Type.Integer(),
+  dispatch_count: Type.Integer(),
+  error_count: Type.Integer(),
+  circuit_breaker_state: Nullable(Type.String()),
+  paused_reason: Nullable(Type.String()),
+  status: Type.String({ examples: ['running', 'stopping', 'stopped'] }),
+  metadata: Type.Unknown({ description: 'Opaque JSON written by the scheduler' }),
+  updated_at: Timestamp
+}, { $id: 'HeartbeatRow', description: 'The eva_scheduler_heartbeat row (id = 1), all 13 columns' })
+
+export const HeartbeatResponseSchema = Type.Object({
+  heartbeat: Type.Ref(HeartbeatRowSchema),
+  liveness: Type.Ref(LivenessSchema)
+}, { $id: 'HeartbeatResponse' })
+
+export const SHARED_SCHEMAS = [ProblemSchema, LivenessSchema, HeartbeatRowSchema, HeartbeatResponseSchema]
+
+/** A response of `application/problem+json` for the OpenAPI document and the serializer. */
+export function problem (description: string) {
+  return { description, content: { 'application/problem+json': { schema: Type.Ref(ProblemSchema) } } }
+}
+
+export const GraceQuery = Type.Object({
+  grace: Type.Optional(Type.Number({ minimum: 0, maximum: 86400, description: 'Grace in seconds for this request, instead of the configured rule' })),
+  strict: Type.Optional(Type.Boolean({ default: false, description: 'Answer 503 for every warn verdict too' }))
+})
