@@ -32,7 +32,7 @@ export const EnvSchema = Type.Object({
   DB_POOL_MAX: Int(10, 1, 100, 'the most database connections'),
   DB_STATEMENT_TIMEOUT_MS: Int(5000, 100, 600000, 'how long a database call may take before the answer is 503'),
   DB_PREPARE: Bool(true, 'use prepared statements (false behind a transaction pooler such as Supabase port 6543)'),
-  LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info', description: LOG_LEVELS.join(', ') }),
+  LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info', description: `one of ${LOG_LEVELS.join(', ')}` }),
   DATA_DIR: Type.String({ default: '.data', minLength: 1, description: 'where the embedded server and the development secret live' }),
   DEMO_SCHEDULER: Bool(true, 'run the demo scheduler (embedded mode only)'),
   DEMO_INTERVAL_SECONDS: Num(5, 0.05, 3600, 'the demo scheduler\'s base poll interval')
@@ -68,21 +68,45 @@ export class ConfigError extends Error {
 }
 
 type Env = Record<string, string | undefined>
+type EnvKey = keyof typeof EnvSchema.properties
+
+/**
+ * Text to the schema's type, strictly: decimal numbers and true/false only. TypeBox's own Convert guesses
+ * (`1e3` → 1, `0x10` → 16 or 0, `80.5` → 80 for an integer, `true` → 1), and a guess here is a silent misconfiguration.
+ * A value that does not convert stays text, and the schema check then names the variable.
+ */
+function convert (key: EnvKey, text: string): unknown {
+  const type: unknown = EnvSchema.properties[key].type
+  if (type === 'integer' || type === 'number') return /^[+-]?\d+(\.\d+)?$/.test(text) ? Number(text) : text
+  if (type === 'boolean') return /^true$/i.test(text) ? true : /^false$/i.test(text) ? false : text
+  return text
+}
+
+/** A value as the error message may show it: never a secret, never a URL's user and password. */
+function shown (key: string, text: string): string {
+  if (key.includes('SECRET')) return '…'
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1…@')
+}
 
 export function loadConfig (env: Env = process.env): Readonly<Config> {
-  const keys = Object.keys(EnvSchema.properties) as Array<keyof typeof EnvSchema.properties>
+  const keys = Object.keys(EnvSchema.properties) as EnvKey[]
   const raw: Record<string, string> = {}
+  const converted: Record<string, unknown> = {}
   for (const key of keys) {
     const value = env[key]
     // An empty variable counts as unset, as in most shells' `VAR= cmd`.
-    if (value !== undefined && value.trim() !== '') raw[key] = value.trim()
+    if (value !== undefined && value.trim() !== '') {
+      raw[key] = value.trim()
+      converted[key] = convert(key, value.trim())
+    }
   }
-  const input = Value.Default(EnvSchema, Value.Convert(EnvSchema, raw))
+  const input: unknown = Value.Default(EnvSchema, converted)
   const error = Value.Errors(EnvSchema, input).First()
   if (error !== undefined) {
     const key = error.path.split('/')[1] ?? ''
-    const schema = EnvSchema.properties[key as keyof typeof EnvSchema.properties]
-    const given = raw[key] === undefined ? '' : ` (got ${JSON.stringify(key.includes('SECRET') ? '…' : raw[key])})`
+    const schema = EnvSchema.properties[key as EnvKey] as TSchema | undefined
+    const text = raw[key]
+    const given = text === undefined ? '' : ` (got ${JSON.stringify(shown(key, text))})`
     throw new ConfigError(`${key} must be ${String(schema?.description ?? error.message)}${given}`)
   }
   const v = input as Record<string, unknown>

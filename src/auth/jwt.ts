@@ -91,6 +91,11 @@ export class TokenVerifier {
         clockTolerance: this.settings.clockToleranceSeconds,
         requiredClaims: ['exp']
       })
+      // jose checks iat only together with maxTokenAge; the contract checks it whenever it is present.
+      const now = Math.floor(Date.now() / 1000)
+      if (typeof payload.iat === 'number' && payload.iat > now + this.settings.clockToleranceSeconds) {
+        throw unauthorized('invalid_token', 'The token was issued in the future (iat).')
+      }
       const role = claimAt(payload, this.settings.roleClaim)
       if (role !== undefined && typeof role !== 'string') {
         throw unauthorized('invalid_token', `The ${this.settings.roleClaim} claim must be a string.`)

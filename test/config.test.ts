@@ -1,0 +1,194 @@
+import t from 'tap'
+import { ConfigError, loadConfig, type Config } from '../src/config.js'
+
+const SECRET = 'config-test-secret-0123456789-abcdefghij'
+const DATABASE_URL = 'postgres://authenticator@127.0.0.1:5432/postgres'
+
+/** The ConfigError loadConfig throws for this environment; fails the test when it throws nothing or something else. */
+function configError (env: Record<string, string | undefined>): ConfigError {
+  try {
+    loadConfig(env)
+  } catch (error) {
+    if (error instanceof ConfigError) return error
+    throw error
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(Object.keys(env))}`)
+}
+
+t.test('defaults', async (t) => {
+  const config = loadConfig({})
+  t.same(config, {
+    databaseUrl: undefined,
+    host: '127.0.0.1',
+    port: 3000,
+    jwt: {
+      secret: undefined,
+      jwksUrl: undefined,
+      audience: undefined,
+      issuer: undefined,
+      clockToleranceSeconds: 30,
+      roleClaim: 'role'
+    },
+    livenessPublic: true,
+    metricsPublic: false,
+    grace: { graceSeconds: 60, graceFactor: 3 },
+    db: { poolMax: 10, statementTimeoutMs: 5000, prepare: true },
+    logLevel: 'info',
+    dataDir: '.data',
+    demo: { enabled: true, intervalSeconds: 5 }
+  } satisfies Config)
+})
+
+t.test('variables it does not know are ignored', async (t) => {
+  t.same(loadConfig({ PATH: '/usr/bin', HOME: '/root', PORT_NUMBER: 'abc' }), loadConfig({}))
+})
+
+t.test('conversions from text', async (t) => {
+  const config = loadConfig({
+    DATABASE_URL,
+    HOST: '0.0.0.0',
+    PORT: '8080',
+    JWT_SECRET: SECRET,
+    JWKS_URL: 'https://project.supabase.co/auth/v1/.well-known/jwks.json',
+    JWT_AUDIENCE: 'authenticated',
+    JWT_ISSUER: 'https://project.supabase.co/auth/v1',
+    JWT_CLOCK_TOLERANCE_SECONDS: '0',
+    JWT_ROLE_CLAIM: 'app_metadata.role',
+    LIVENESS_PUBLIC: 'false',
+    METRICS_PUBLIC: 'true',
+    STALE_GRACE_SECONDS: '12.5',
+    STALE_GRACE_FACTOR: '0',
+    DB_POOL_MAX: '4',
+    DB_STATEMENT_TIMEOUT_MS: '2000',
+    DB_PREPARE: 'FALSE',
+    LOG_LEVEL: 'debug',
+    DATA_DIR: '/var/lib/eva',
+    DEMO_SCHEDULER: 'False',
+    DEMO_INTERVAL_SECONDS: '0.5'
+  })
+  t.same(config, {
+    databaseUrl: DATABASE_URL,
+    host: '0.0.0.0',
+    port: 8080,
+    jwt: {
+      secret: SECRET,
+      jwksUrl: 'https://project.supabase.co/auth/v1/.well-known/jwks.json',
+      audience: 'authenticated',
+      issuer: 'https://project.supabase.co/auth/v1',
+      clockToleranceSeconds: 0,
+      roleClaim: 'app_metadata.role'
+    },
+    livenessPublic: false,
+    metricsPublic: true,
+    grace: { graceSeconds: 12.5, graceFactor: 0 },
+    db: { poolMax: 4, statementTimeoutMs: 2000, prepare: false },
+    logLevel: 'debug',
+    dataDir: '/var/lib/eva',
+    demo: { enabled: false, intervalSeconds: 0.5 }
+  } satisfies Config)
+  t.equal(typeof config.port, 'number')
+  t.equal(typeof config.livenessPublic, 'boolean')
+  t.equal(loadConfig({ PORT: ' 8080 ' }).port, 8080, 'surrounding blanks are trimmed')
+  t.equal(loadConfig({ LIVENESS_PUBLIC: 'TRUE' }).livenessPublic, true, 'true/false in any case')
+})
+
+t.test('each bad value: one line that names the variable and what it expects', async (t) => {
+  const cases: Array<[string, string, RegExp]> = [
+    ['PORT', 'abc', /whole number from 0 to 65535/],
+    ['PORT', '70000', /whole number from 0 to 65535/],
+    ['PORT', '-1', /whole number from 0 to 65535/],
+    ['PORT', '80.5', /whole number/],
+    ['PORT', '1e3', /whole number/],
+    ['PORT', '0x10', /whole number/],
+    ['PORT', 'true', /whole number/],
+    ['LIVENESS_PUBLIC', 'yes', /true or false/],
+    ['LIVENESS_PUBLIC', '1', /true or false/],
+    ['METRICS_PUBLIC', 'on', /true or false/],
+    ['DB_PREPARE', 'no', /true or false/],
+    ['DATABASE_URL', 'mysql://x', /postgres:\/\/ or postgresql:\/\//],
+    ['JWKS_URL', 'ftp://keys.example/jwks.json', /http\(s\) URL/],
+    ['JWT_ROLE_CLAIM', 'a..b', /claim name or dotted path/],
+    ['JWT_ROLE_CLAIM', '.role', /claim name or dotted path/],
+    ['JWT_CLOCK_TOLERANCE_SECONDS', '301', /whole number from 0 to 300/],
+    ['LOG_LEVEL', 'loud', /fatal, error, warn, info, debug, trace, silent/],
+    ['STALE_GRACE_FACTOR', '-1', /number from 0 to 100/],
+    ['STALE_GRACE_SECONDS', 'soon', /number from 0 to 86400/],
+    ['DB_POOL_MAX', '0', /whole number from 1 to 100/],
+    ['DB_STATEMENT_TIMEOUT_MS', '5s', /whole number from 100 to 600000/],
+    ['DEMO_INTERVAL_SECONDS', '0', /number from 0.05 to 3600/]
+  ]
+  for (const [name, value, expects] of cases) {
+    const error = configError({ [name]: value })
+    t.equal(error.name, 'ConfigError')
+    t.ok(error.message.startsWith(`${name} must be `), `${name}=${value}: ${error.message}`)
+    t.match(error.message, expects, `${name}=${value} says what it expects`)
+    t.match(error.message, `(got "${value}")`, `${name}=${value} shows what it got`)
+    t.notMatch(error.message, /[\r\n]/, `${name}=${value}: one line`)
+  }
+})
+
+t.test('a short JWT_SECRET is refused without showing it', async (t) => {
+  const secret = 'too-short-secret-xyz'
+  const error = configError({ JWT_SECRET: secret })
+  t.ok(error.message.startsWith('JWT_SECRET must be at least 32 characters'), error.message)
+  t.notMatch(error.message, secret)
+  t.notMatch(error.message, 'too-short')
+  t.notMatch(error.message, /[\r\n]/)
+})
+
+t.test('a bad DATABASE_URL is shown without its password', async (t) => {
+  const error = configError({ DATABASE_URL: 'mysql://admin:hunter2-password@db.example:3306/app', JWT_SECRET: SECRET })
+  t.ok(error.message.startsWith('DATABASE_URL must be '), error.message)
+  t.notMatch(error.message, 'hunter2')
+  t.notMatch(error.message, 'admin:')
+  t.match(error.message, 'db.example', 'the rest of the URL still helps')
+})
+
+t.test('a value with a line break still gives one line', async (t) => {
+  const error = configError({ LOG_LEVEL: 'info\nwarn' })
+  t.ok(error.message.startsWith('LOG_LEVEL must be '))
+  t.notMatch(error.message, /[\r\n]/)
+})
+
+t.test('DATABASE_URL needs a way to verify tokens', async (t) => {
+  const error = configError({ DATABASE_URL })
+  t.match(error.message, /^JWT_SECRET or JWKS_URL must be set/)
+  t.notMatch(error.message, /[\r\n]/)
+  t.equal(loadConfig({ DATABASE_URL, JWT_SECRET: SECRET }).jwt.secret, SECRET)
+  t.equal(loadConfig({ DATABASE_URL, JWKS_URL: 'http://127.0.0.1:9999/jwks.json' }).jwt.jwksUrl, 'http://127.0.0.1:9999/jwks.json')
+  t.equal(loadConfig({}).databaseUrl, undefined, 'the embedded default needs neither (it makes its own secret)')
+})
+
+t.test('empty strings count as unset', async (t) => {
+  const config = loadConfig({
+    PORT: '',
+    HOST: '',
+    LIVENESS_PUBLIC: '',
+    JWT_ROLE_CLAIM: '  ',
+    LOG_LEVEL: '',
+    JWT_AUDIENCE: '',
+    DATABASE_URL: ''
+  })
+  t.equal(config.port, 3000)
+  t.equal(config.host, '127.0.0.1')
+  t.equal(config.livenessPublic, true)
+  t.equal(config.jwt.roleClaim, 'role')
+  t.equal(config.logLevel, 'info')
+  t.equal(config.jwt.audience, undefined)
+  t.equal(config.databaseUrl, undefined)
+  const error = configError({ DATABASE_URL, JWT_SECRET: '', JWKS_URL: '' })
+  t.match(error.message, /^JWT_SECRET or JWKS_URL must be set/, 'an empty secret is no secret')
+})
+
+t.test('the config is frozen, deeply', async (t) => {
+  const config = loadConfig({ DATABASE_URL, JWT_SECRET: SECRET })
+  t.ok(Object.isFrozen(config))
+  for (const part of [config.jwt, config.grace, config.db, config.demo]) t.ok(Object.isFrozen(part))
+  t.throws(() => { (config as { port: number }).port = 1 }, TypeError, 'ESM is strict: assigning throws')
+  t.throws(() => { (config.jwt as { secret: string | undefined }).secret = 'x' }, TypeError)
+  t.throws(() => { (config.grace as { graceSeconds: number }).graceSeconds = 0 }, TypeError)
+  t.equal(config.port, 3000)
+  t.equal(config.jwt.secret, SECRET)
+  t.equal(config.grace.graceSeconds, 60)
+  t.not(loadConfig({}), loadConfig({}), 'each call builds its own object')
+})
