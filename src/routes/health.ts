@@ -46,7 +46,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ deadlineMs: number }> = async (a
       const skipped = { status: 'fail' as const, output: 'not checked: the database is unavailable' }
       return await reply.code(503).header('retry-after', '5').send({
         status: 'fail',
-        checks: { database: { status: 'fail', output: 'the database did not answer' }, table: skipped, policies: skipped }
+        checks: { database: { status: 'fail', output: 'the database did not answer in time or refused the connection' }, table: skipped, policies: skipped }
       })
     }
     app.store.policiesAsMirrored = report.policies.length === 0

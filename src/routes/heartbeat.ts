@@ -15,10 +15,19 @@ export interface HeartbeatRoutesOptions {
 const HEALTH_JSON = 'application/health+json'
 const BEARER = [{ bearerAuth: [] }]
 
-/** `?grace=` with nothing after it would be coerced to 0: refuse it like any other value that is not a number. */
-async function refuseEmptyGrace (request: FastifyRequest): Promise<void> {
-  if (/(?:^|[?&])grace=(?:&|$)/.test(request.url)) {
-    throw new ProblemError(400, 'invalid_request', 'Invalid request', 'querystring grace must be a number of seconds from 0 to 86400.')
+const GRACE_TEXT = /^(?:\d+(?:\.\d*)?|\.\d+)$/
+
+/**
+ * `?grace=` must be written as plain decimal seconds. The schema alone is not enough: ajv's number coercion turns
+ * `` (empty) into 0 and accepts `Infinity`, `1e999`, `0x10` and ` 5` (an infinite grace even passes `maximum` and then
+ * breaks the serializer). The range itself is left to the schema.
+ */
+async function refuseLooseGrace (request: FastifyRequest): Promise<void> {
+  const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : ''
+  for (const value of new URLSearchParams(query).getAll('grace')) {
+    if (!GRACE_TEXT.test(value)) {
+      throw new ProblemError(400, 'invalid_request', 'Invalid request', 'querystring grace must be a number of seconds from 0 to 86400.')
+    }
   }
 }
 
@@ -43,7 +52,7 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
         503: problem('The database is unavailable')
       }
     },
-    preValidation: refuseEmptyGrace,
+    preValidation: refuseLooseGrace,
     preHandler: app.requireRole('select')
   }, async (request, reply) => {
     const reading = await app.store.read(request.principal ?? SERVICE_READER)
@@ -72,7 +81,7 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
         503: { description: 'fail (or warn with strict=true)', content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } } }
       }
     },
-    preValidation: refuseEmptyGrace,
+    preValidation: refuseLooseGrace,
     ...(options.livenessPublic ? {} : { preHandler: app.requireRole('select') })
   }, async (request, reply) => {
     const reading = await app.store.read(request.principal ?? SERVICE_READER)
