@@ -7,6 +7,7 @@ export const API_VERSION = '1.0.0'
 
 export default fp(async (app) => {
   await app.register(swagger, {
+    exposeHeadRoutes: true,
     openapi: {
       openapi: '3.1.0',
       info: {

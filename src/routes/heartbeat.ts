@@ -5,7 +5,7 @@ import { deriveLiveness, livenessHttpStatus, type GraceSettings } from '../domai
 import { entityTag, heartbeatJson, noneMatch } from '../domain/representation.js'
 import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../errors.js'
 import { SERVICE_READER } from '../plugins/auth.js'
-import { GraceQuery, HeartbeatResponseSchema, LivenessSchema, problem } from '../schemas.js'
+import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem } from '../schemas.js'
 
 export interface HeartbeatRoutesOptions {
   grace: { graceSeconds: number, graceFactor: number }
@@ -43,13 +43,13 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
       security: BEARER,
       querystring: GraceQuery,
       response: {
-        200: Type.Ref(HeartbeatResponseSchema),
-        304: Type.Null({ description: 'Not modified: the ETag in If-None-Match is current' }),
+        200: heartbeatResponse('The row and its verdict'),
+        304: { description: 'Not modified: the ETag in If-None-Match is current', headers: { ETag: HEADERS.etag }, type: 'null' },
         400: problem('A query parameter is not valid'),
-        401: problem('No token, or one that does not verify'),
-        403: problem('The token\'s role may not read the heartbeat'),
+        401: problem('No token, or one that does not verify', 401),
+        403: problem('The token\'s role may not read the heartbeat', 403),
         404: problem('The table has no heartbeat row'),
-        503: problem('The database is unavailable')
+        503: problem('The database is unavailable', 503)
       }
     },
     preValidation: refuseLooseGrace,
@@ -75,10 +75,14 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
       ...(options.livenessPublic ? {} : { security: BEARER }),
       querystring: GraceQuery,
       response: {
-        200: { description: 'pass or warn', content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } } },
+        200: { description: 'pass or warn', headers: { 'Cache-Control': HEADERS.noStore }, content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } } },
         400: problem('A query parameter is not valid'),
-        ...(options.livenessPublic ? {} : { 401: problem('No token, or one that does not verify'), 403: problem('The token\'s role may not read the heartbeat') }),
-        503: { description: 'fail (or warn with strict=true)', content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } } }
+        ...(options.livenessPublic ? {} : { 401: problem('No token, or one that does not verify', 401), 403: problem('The token\'s role may not read the heartbeat', 403) }),
+        503: {
+          description: 'fail (or warn with strict=true)',
+          headers: { 'Cache-Control': HEADERS.noStore, 'Retry-After': HEADERS.retryAfter },
+          content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } }
+        }
       }
     },
     preValidation: refuseLooseGrace,
