@@ -47,7 +47,7 @@ async function start (config: Config, opened: Opened): Promise<string> {
   let appConfig: AppConfig
   if (config.databaseUrl === undefined) {
     try {
-      opened.embedded = await startEmbeddedDatabase(config.dataDir)
+      opened.embedded = await startEmbeddedDatabase({ dataDir: path.join(config.dataDir, 'pg') })
     } catch (error) {
       fail(`cannot start the embedded PostgreSQL server in ${path.resolve(config.dataDir)}: ${messageOf(error)}`)
     }

