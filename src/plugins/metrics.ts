@@ -18,6 +18,8 @@ export const UNMATCHED_ROUTE = 'unmatched'
 
 type Scalar = Gauge | Counter
 
+const NON_CONFORMING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
+
 export class ApiMetrics {
   readonly registry = new Registry()
 
@@ -65,6 +67,9 @@ export class ApiMetrics {
     // Unprefixed on purpose: process_* and nodejs_* are the names every Node.js dashboard and alert already expects,
     // and Prometheus's job/instance labels say which process they belong to.
     collectDefaultMetrics({ register: this.registry })
+    // Gauges named *_total against Prometheus naming (promtool check metrics refuses them). Nothing is lost: each
+    // is the sum of its per-type gauge (nodejs_active_handles{type}, …), which stays.
+    for (const name of NON_CONFORMING_DEFAULTS) this.registry.removeSingleMetric(name)
   }
 
   /** `seconds` undefined: counted, but no latency (an event stream, whose length is the client's business). */

@@ -98,14 +98,3 @@ export interface HeartbeatData {
 }
 
 export const dataOf = (message: SseMessage): HeartbeatData => JSON.parse(message.data ?? 'null') as HeartbeatData
-
-export const delay = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
-/** Polls `condition` until it holds or `timeoutMs` passes. */
-export async function eventually (condition: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`${what} did not hold within ${timeoutMs} ms`)
-    await delay(25)
-  }
-}

@@ -7,7 +7,8 @@ import type { DbIdentity } from '../../src/db/heartbeat.js'
 import type { HeartbeatReading } from '../../src/domain/liveness.js'
 import { bearer, rowText, startTestApp, writeRow } from '../helpers/app.js'
 import { parseSamples, valueOf } from '../helpers/prometheus.js'
-import { connectSse, dataOf, delay, eventually, isHeartbeat, type SseConnection } from '../helpers/sse.js'
+import { connectSse, dataOf, isHeartbeat, type SseConnection } from '../helpers/sse.js'
+import { delay, eventually } from '../helpers/wait.js'
 
 const INTERVAL_MS = 100
 const { app, db } = await startTestApp(t, { env: { EVENTS_INTERVAL_MS: String(INTERVAL_MS), EVENTS_KEEPALIVE_MS: '300' } })
