@@ -28,7 +28,7 @@ t.test('blackbox_exporter against /heartbeat/liveness', needs(blackbox, 'blackbo
   await writeFile(config, example.replace(EXAMPLE_TOKEN_FILE, tokenFile))
 
   const check = run(exporterPath, ['--config.check', `--config.file=${CONFIG}`])
-  t.equal(check.status, 0, `--config.check accepts the file as shipped: ${check.stderr}`)
+  t.equal(check.status, 0, '--config.check accepts the file as shipped', { output: check.stderr })
 
   const exporter = await startDaemon(t, exporterPath, (port) => [`--config.file=${config}`, `--web.listen-address=127.0.0.1:${port}`])
   const { app, db } = await startTestApp(t)

@@ -29,13 +29,13 @@ t.teardown(async () => { await rm(work, { recursive: true, force: true }) })
 
 t.test('promtool check rules: alerts.yml', needs(promtool, 'promtool', 'prometheus'), async (t) => {
   const result = run(promtool as string, ['check', 'rules', path.join(PROMETHEUS_DIR, 'alerts.yml')])
-  t.equal(result.status, 0, result.stdout + result.stderr)
+  t.equal(result.status, 0, 'exits 0', { output: result.stdout + result.stderr })
   t.match(result.stdout, /SUCCESS: \d+ rules found/)
 })
 
 t.test('promtool test rules: alerts.test.yml', needs(promtool, 'promtool', 'prometheus'), async (t) => {
   const result = run(promtool as string, ['test', 'rules', path.join(PROMETHEUS_DIR, 'alerts.test.yml')])
-  t.equal(result.status, 0, result.stdout + result.stderr)
+  t.equal(result.status, 0, 'exits 0', { output: result.stdout + result.stderr })
   t.match(result.stdout, /SUCCESS/)
 })
 
@@ -52,7 +52,7 @@ t.test('promtool check metrics accepts real scrapes of /metrics', needs(promtool
     t.equal(res.status, 200)
     const body = await res.text()
     const result = run(promtool as string, ['check', 'metrics'], body)
-    t.equal(result.status, 0, `${label}: ${result.stdout}${result.stderr}`)
+    t.equal(result.status, 0, `${label}: exits 0`, { output: result.stdout + result.stderr })
     t.equal((result.stdout + result.stderr).trim(), '', `${label}: no lint findings`)
   }
 })
@@ -91,7 +91,7 @@ async function configForTest (blackboxHost: string | undefined): Promise<string>
 t.test('promtool check config: prometheus.yml', needs(promtool, 'promtool', 'prometheus'), async (t) => {
   const file = await configForTest('127.0.0.1:9115')
   const result = run(promtool as string, ['check', 'config', file])
-  t.equal(result.status, 0, result.stdout + result.stderr)
+  t.equal(result.status, 0, 'exits 0', { output: result.stdout + result.stderr })
   t.match(result.stdout, /SUCCESS/)
 })
 
@@ -135,6 +135,21 @@ t.test('a real Prometheus scrapes the app with the token file, probes liveness v
     }, 30_000, 'every rule evaluated')
     const after = await (await fetch(`${server.base}/api/v1/rules`)).json() as typeof rules
     t.same(after.data.groups.flatMap((group) => group.rules).filter((rule) => rule.health !== 'ok'), [], 'every rule evaluates without error')
+
+    // The README's dashboard queries: each one is valid PromQL and finds its series in a real scrape.
+    const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8')
+    const block = /```promql\n([\s\S]*?)```/.exec(readme)?.[1]
+    t.ok(block, 'the README has a promql block')
+    const queries = (block ?? '').split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#'))
+    t.ok(queries.length >= 10, `${queries.length} dashboard queries`)
+    for (const expr of queries) {
+      const res = await fetch(`${server.base}/api/v1/query?query=${encodeURIComponent(expr)}`)
+      const answer = await res.json() as QueryAnswer & { error?: string }
+      t.equal(answer.status, 'success', `${expr} ${answer.error ?? ''}`)
+    }
+    for (const expr of ['scheduler_heartbeat_state == 1', 'scheduler_info', 'scheduler_heartbeat_checked_timestamp_seconds - scheduler_last_poll_timestamp_seconds']) {
+      t.ok((await query(expr)) !== undefined, `${expr} has a value`)
+    }
 
     // The scheduler dies: the verdict turns stale, and Prometheus sees it on the next scrape.
     await writeRow(db.admin, { lastPollAgo: 400, nextPollIn: -340, error_count: 3 })

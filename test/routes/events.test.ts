@@ -53,6 +53,10 @@ t.test('who may connect', async (t) => {
   const anon = await open(await bearer('anon'))
   t.equal(anon.status, 403)
   await anon.ended
+  const tooLong = await open({ ...reader, 'last-event-id': 'x'.repeat(201) })
+  t.equal(tooLong.status, 400)
+  t.match(String(tooLong.headers['content-type']), /^application\/problem\+json/)
+  await tooLong.ended
   t.equal(app.events.stats().clients, 0, 'refused requests never join the hub')
 })
 
