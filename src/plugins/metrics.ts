@@ -11,6 +11,10 @@ declare module 'fastify' {
   interface FastifyInstance {
     metrics: ApiMetrics
   }
+  interface FastifyContextConfig {
+    /** A long-lived stream: the route counts it when it opens, and its length is never taken for a latency. */
+    stream?: boolean
+  }
 }
 
 /** Requests that matched no route share one label value, so a scan of random URLs cannot grow the series count. */
@@ -114,8 +118,10 @@ function setOrRemove (metric: Scalar, value: number | null): void {
 export default fp(async (app) => {
   const metrics = new ApiMetrics()
   app.decorate('metrics', metrics)
-  // Not called for hijacked replies (event streams): the events route counts those itself, without a duration.
   app.addHook('onResponse', async (request, reply) => {
+    // A stream's onResponse runs only when the server ends it (a client that leaves never gets one), so streams are
+    // counted by their route when they open; refusals before the stream opened (401, 403, 400) are counted here.
+    if (request.routeOptions.config.stream === true && reply.statusCode === 200) return
     metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000)
   })
 }, { name: 'metrics' })

@@ -37,6 +37,7 @@ const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app,
         403: problem('The token\'s role may not read the heartbeat')
       }
     },
+    config: { stream: true },
     preHandler: app.requireRole('select')
   }, async (request, reply) => {
     reply.hijack()

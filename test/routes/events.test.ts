@@ -245,6 +245,10 @@ t.test('app.close() ends open streams at once instead of waiting for them', asyn
   t.ok(ms < 10_000, `closed in ${Math.round(ms)} ms`)
   await Promise.all(streams.map(async (stream) => await stream.ended))
   t.same(closing.events.stats(), { clients: 0, polling: false, reads: closing.events.stats().reads })
+  const samples = parseSamples(await closing.metrics.registry.metrics())
+  t.equal(valueOf(samples, 'http_requests_total', { route: '/heartbeat/events' }), 2, 'each stream counted once, though the server ended them')
+  t.same(samples.filter((s) => s.name.startsWith('http_request_duration_seconds') && s.labels.route === '/heartbeat/events'), [],
+    'and no stream taken for a latency')
 })
 
 t.test('the database goes away: an unknown event with no heartbeat, then back', async (t) => {
