@@ -33,8 +33,11 @@ export function run (command: string, args: string[], input?: string): RunResult
   return { status: result.status, stdout: result.stdout, stderr: result.stderr }
 }
 
-/** Starts a long-running tool on a free loopback port; stopped (by its own pid) at teardown. */
-export async function startDaemon (t: Teardown, command: string, args: (port: number) => string[]): Promise<{ base: string, output: () => string }> {
+/**
+ * Starts a long-running tool on a free loopback port and waits until `readyPath` answers 200; stopped (by its own
+ * pid) at teardown.
+ */
+export async function startDaemon (t: Teardown, command: string, args: (port: number) => string[], readyPath = '/'): Promise<{ base: string, output: () => string }> {
   const port = await freePort()
   const child = spawn(command, args(port), { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
@@ -50,10 +53,9 @@ export async function startDaemon (t: Teardown, command: string, args: (port: nu
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${command} exited with ${child.exitCode}:\n${output}`)
     try {
-      await fetch(base)
-      break
+      if ((await fetch(base + readyPath)).status === 200) break
     } catch {}
-    if (Date.now() > deadline) throw new Error(`${command} did not listen on ${base} within 30 s:\n${output}`)
+    if (Date.now() > deadline) throw new Error(`${command} was not ready at ${base}${readyPath} within 30 s:\n${output}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   return { base, output: () => output }

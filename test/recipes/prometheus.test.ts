@@ -107,10 +107,11 @@ t.test('a real Prometheus scrapes the app with the token file, probes liveness v
     const config = await configForTest(exporter === undefined ? undefined : new URL(exporter.base).host)
     const server = await startDaemon(t, prometheus as string, (port) => [
       `--config.file=${config}`, `--storage.tsdb.path=${path.join(work, 'data')}`, `--web.listen-address=127.0.0.1:${port}`
-    ])
+    ], '/-/ready')
 
     const query = async (expr: string): Promise<string | undefined> => {
       const res = await fetch(`${server.base}/api/v1/query?query=${encodeURIComponent(expr)}`)
+      if (res.status !== 200) return undefined
       const answer = await res.json() as QueryAnswer
       return answer.data.result[0]?.value[1]
     }

@@ -104,11 +104,11 @@ t.test('one event per change of the row, none while nothing changes, keep-alive 
 t.test('a verdict that changes with no write: alive → late → stale', async (t) => {
   const { app: quick } = await startTestApp(t, {
     db,
-    env: { EVENTS_INTERVAL_MS: String(INTERVAL_MS), STALE_GRACE_SECONDS: '2', STALE_GRACE_FACTOR: '0' }
+    env: { EVENTS_INTERVAL_MS: String(INTERVAL_MS), STALE_GRACE_SECONDS: '3', STALE_GRACE_FACTOR: '0' }
   })
   const quickBase = await quick.listen({ host: '127.0.0.1', port: 0 })
-  // Due in 1.5 s; late from then, stale 2 s later.
-  await writeRow(db.admin, { lastPollAgo: 10, nextPollIn: 1.5 })
+  // Due in 2.5 s; late from then, stale 3 s later (wide windows: the machine may be busy).
+  await writeRow(db.admin, { lastPollAgo: 10, nextPollIn: 2.5 })
   const written = await rowText(db.admin)
   const stream = await open(reader, `${quickBase}/heartbeat/events`)
   const stale = await stream.next((m) => isHeartbeat(m) && dataOf(m).liveness.state === 'stale', 15_000, 0)
