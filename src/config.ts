@@ -27,6 +27,8 @@ export const EnvSchema = Type.Object({
   JWT_ROLE_CLAIM: Type.String({ default: 'role', pattern: '^[A-Za-z0-9_$-]+(\\.[A-Za-z0-9_$-]+)*$', description: 'a claim name or dotted path such as app_metadata.role' }),
   LIVENESS_PUBLIC: Bool(true, '/heartbeat/liveness answers without a token'),
   METRICS_PUBLIC: Bool(false, '/metrics answers without a token'),
+  EVENTS_INTERVAL_MS: Int(1000, 50, 60000, 'how often /heartbeat/events reads the row while a client is connected (one read for all clients)'),
+  EVENTS_KEEPALIVE_MS: Int(15000, 100, 50000, 'how often /heartbeat/events sends a keep-alive comment (below the 60 s idle socket timeout)'),
   STALE_GRACE_SECONDS: Num(60, 0, 86400, 'the least grace after next_poll_at before the verdict is stale'),
   STALE_GRACE_FACTOR: Num(3, 0, 100, 'the grace as a multiple of the announced poll interval'),
   DB_POOL_MAX: Int(10, 1, 100, 'the most database connections'),
@@ -53,6 +55,7 @@ export interface Config {
   }
   livenessPublic: boolean
   metricsPublic: boolean
+  events: { intervalMs: number, keepAliveMs: number }
   grace: { graceSeconds: number, graceFactor: number }
   db: { poolMax: number, statementTimeoutMs: number, prepare: boolean }
   logLevel: typeof LOG_LEVELS[number]
@@ -127,6 +130,7 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
     },
     livenessPublic: bool('LIVENESS_PUBLIC'),
     metricsPublic: bool('METRICS_PUBLIC'),
+    events: { intervalMs: num('EVENTS_INTERVAL_MS'), keepAliveMs: num('EVENTS_KEEPALIVE_MS') },
     grace: { graceSeconds: num('STALE_GRACE_SECONDS'), graceFactor: num('STALE_GRACE_FACTOR') },
     db: { poolMax: num('DB_POOL_MAX'), statementTimeoutMs: num('DB_STATEMENT_TIMEOUT_MS'), prepare: bool('DB_PREPARE') },
     logLevel: v.LOG_LEVEL as Config['logLevel'],

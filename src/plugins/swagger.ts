@@ -18,7 +18,8 @@ export default fp(async (app) => {
       },
       tags: [
         { name: 'heartbeat', description: 'The heartbeat row and its verdict' },
-        { name: 'health', description: 'This API\'s own health' }
+        { name: 'health', description: 'This API\'s own health' },
+        { name: 'operations', description: 'Prometheus metrics' }
       ],
       components: {
         securitySchemes: {
