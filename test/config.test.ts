@@ -35,7 +35,8 @@ t.test('defaults', async (t) => {
     db: { poolMax: 10, statementTimeoutMs: 5000, prepare: true },
     logLevel: 'info',
     dataDir: '.data',
-    demo: { enabled: true, intervalSeconds: 5 }
+    demo: { enabled: true, intervalSeconds: 5 },
+    events: { intervalMs: 1000, keepAliveMs: 15000 }
   } satisfies Config)
 })
 
@@ -84,7 +85,8 @@ t.test('conversions from text', async (t) => {
     db: { poolMax: 4, statementTimeoutMs: 2000, prepare: false },
     logLevel: 'debug',
     dataDir: '/var/lib/eva',
-    demo: { enabled: false, intervalSeconds: 0.5 }
+    demo: { enabled: false, intervalSeconds: 0.5 },
+    events: { intervalMs: 1000, keepAliveMs: 15000 }
   } satisfies Config)
   t.equal(typeof config.port, 'number')
   t.equal(typeof config.livenessPublic, 'boolean')
