@@ -6,17 +6,25 @@ import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import errorsPlugin from './plugins/errors.js'
 import swaggerPlugin from './plugins/swagger.js'
+import adminRoutes from './routes/admin.js'
 import healthRoutes, { ReadinessSchema } from './routes/health.js'
 import heartbeatRoutes from './routes/heartbeat.js'
 import { SHARED_SCHEMAS } from './schemas.js'
+import { validatorsWithExactBodies } from './validation.js'
 
 export const BODY_LIMIT_BYTES = 16 * 1024
 
-export async function buildApp (config: AppConfig): Promise<FastifyInstance> {
+export interface BuildAppOptions {
+  /** Where log lines go instead of stdout (tests read the audit lines from it). Nothing else changes. */
+  logStream?: { write: (line: string) => void }
+}
+
+export async function buildApp (config: AppConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: {
       level: config.logLevel,
-      redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' }
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
+      ...(options.logStream !== undefined ? { stream: options.logStream } : {})
     },
     bodyLimit: BODY_LIMIT_BYTES,
     requestTimeout: 30_000,
@@ -29,9 +37,13 @@ export async function buildApp (config: AppConfig): Promise<FastifyInstance> {
         removeAdditional: false,
         coerceTypes: 'array',
         useDefaults: true,
-        allErrors: false
+        allErrors: false,
+        // Named OpenAPI examples on request bodies; @fastify/swagger moves them to the media type.
+        keywords: ['x-examples']
       }
-    }
+    },
+    // The options above, except that request bodies are never coerced (see validation.ts).
+    schemaController: { compilersFactory: { buildValidator: validatorsWithExactBodies() } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   for (const schema of [...SHARED_SCHEMAS, ReadinessSchema]) app.addSchema(schema)
@@ -42,6 +54,7 @@ export async function buildApp (config: AppConfig): Promise<FastifyInstance> {
   await app.register(swaggerPlugin)
 
   await app.register(heartbeatRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })
+  await app.register(adminRoutes, { grace: config.grace })
   await app.register(healthRoutes, { deadlineMs: config.db.statementTimeoutMs + 500 })
   return app
 }
