@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { UpdateRefusedError, type LockedHeartbeat } from '../db/heartbeat.js'
+import { UpdateRefusedError, type HeartbeatChange, type LockedHeartbeat } from '../db/heartbeat.js'
 import { BREAKER_STATES, SCHEDULER_STATUSES, type BreakerState, type SchedulerStatus } from '../domain/heartbeat.js'
 import { deriveLiveness, type GraceSettings } from '../domain/liveness.js'
 import { breakerBody, describeChanges, normalisePatch, PAUSED_REASON_MAX_CHARS, pauseBody, RESUME_BODY, type HeartbeatPatch } from '../domain/patch.js'
@@ -109,7 +109,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
     if (!normalised.ok) throw new ProblemError(400, 'invalid_request', 'Invalid request', normalised.detail)
 
     const condition = request.headers['if-match']
-    let change
+    let change: HeartbeatChange | null
     try {
       change = await app.store.update(principal, normalised.changes, (current) => {
         const etag = tagOf(current)
