@@ -3,7 +3,8 @@
 import type { Sql } from 'postgres'
 import type { HeartbeatReading } from '../domain/liveness.js'
 import { isDatabaseUnavailable, withDeadline } from './errors.js'
-import { readHeartbeat, type DbIdentity } from './heartbeat.js'
+import type { HeartbeatChanges } from '../domain/patch.js'
+import { readHeartbeat, updateHeartbeat, type DbIdentity, type HeartbeatChange, type LockedHeartbeat } from './heartbeat.js'
 
 export class HeartbeatStore {
   /** False once /readyz finds the policies differ from the mirror (the fast paths then stay off). */
@@ -19,6 +20,15 @@ export class HeartbeatStore {
       if (isDatabaseUnavailable(error)) return { reachable: false, checkedAt: new Date() }
       throw error
     }
+  }
+
+  /**
+   * One change of the operator's fields (see updateHeartbeat): null when there is no row. An unavailable database
+   * throws as it is (the routes answer 503). When only the deadline fires the transaction may still commit later;
+   * a change sets absolute values, so sending it again is safe.
+   */
+  async update (who: DbIdentity, changes: HeartbeatChanges, precondition?: (current: LockedHeartbeat) => void): Promise<HeartbeatChange | null> {
+    return await withDeadline(updateHeartbeat(this.sql, who, changes, precondition), this.deadlineMs)
   }
 
   /** Whether the database answers at all, as the login role, without touching the table. */
