@@ -2,6 +2,7 @@
 // line that names the variable and says what it expects.
 import { Type, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import type { JwtSettings } from './auth/jwt.js'
 
 const Bool = (fallback: boolean, what: string): TSchema =>
   Type.Boolean({ default: fallback, description: `true or false: ${what}` })
@@ -45,14 +46,8 @@ export interface Config {
   databaseUrl: string | undefined
   host: string
   port: number
-  jwt: {
-    secret: string | undefined
-    jwksUrl: string | undefined
-    audience: string | undefined
-    issuer: string | undefined
-    clockToleranceSeconds: number
-    roleClaim: string
-  }
+  /** From the environment, except the JWKS timings (jwksTimeoutMs, …), which are not variables: defaults in src/auth/jwks.ts. */
+  jwt: JwtSettings
   livenessPublic: boolean
   metricsPublic: boolean
   events: { intervalMs: number, keepAliveMs: number }
