@@ -92,13 +92,13 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
       response: {
         200: Type.Ref(HeartbeatResponseSchema),
         400: problem('The body is not valid JSON, names a field that may not be written, or has a value that is not allowed'),
-        401: problem('No token, or one that does not verify'),
-        403: problem('The token\'s role may not change the heartbeat, or the database\'s policies refused the change'),
+        401: problem('No token, or one that does not verify', 401),
+        403: problem('The token\'s role may not change the heartbeat, or the database\'s policies refused the change', 403),
         404: problem('The table has no heartbeat row'),
         412: problem('If-Match does not match the current ETag: the row (or its verdict) changed; read it again'),
         413: problem('The body is larger than 16 KiB'),
         415: problem('The body is not application/json or application/merge-patch+json'),
-        503: problem('The database is unavailable')
+        503: problem('The database or the signing keys (JWKS_URL) are unavailable', 503)
       }
     },
     // Authentication first, before the body is read: a caller without the role learns nothing about the body rules.

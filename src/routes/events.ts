@@ -33,8 +33,9 @@ const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app,
       response: {
         200: { description: STREAM_DESCRIPTION, content: { 'text/event-stream': { schema: Type.String({ description: `A stream of \`${HEARTBEAT_EVENT}\` events` }) } } },
         400: problem('A header is not valid'),
-        401: problem('No token, or one that does not verify'),
-        403: problem('The token\'s role may not read the heartbeat')
+        401: problem('No token, or one that does not verify', 401),
+        403: problem('The token\'s role may not read the heartbeat', 403),
+        503: problem('The signing keys (JWKS_URL) could not be fetched to check the token', 503)
       }
     },
     config: { stream: true },

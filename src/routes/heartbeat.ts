@@ -5,7 +5,7 @@ import { deriveLiveness, livenessHttpStatus, type GraceSettings } from '../domai
 import { entityTag, heartbeatJson, noneMatch } from '../domain/representation.js'
 import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../errors.js'
 import { SERVICE_READER } from '../plugins/auth.js'
-import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem } from '../schemas.js'
+import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, ProblemSchema } from '../schemas.js'
 
 export interface HeartbeatRoutesOptions {
   grace: { graceSeconds: number, graceFactor: number }
@@ -49,7 +49,7 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
         401: problem('No token, or one that does not verify', 401),
         403: problem('The token\'s role may not read the heartbeat', 403),
         404: problem('The table has no heartbeat row'),
-        503: problem('The database is unavailable', 503)
+        503: problem('The database or the signing keys (JWKS_URL) are unavailable', 503)
       }
     },
     preValidation: refuseLooseGrace,
@@ -79,9 +79,12 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
         400: problem('A query parameter is not valid'),
         ...(options.livenessPublic ? {} : { 401: problem('No token, or one that does not verify', 401), 403: problem('The token\'s role may not read the heartbeat', 403) }),
         503: {
-          description: 'fail (or warn with strict=true)',
+          description: 'fail (or warn with strict=true)' + (options.livenessPublic ? '' : '; or, as problem+json, the signing keys (JWKS_URL) could not be fetched to check the token'),
           headers: { 'Cache-Control': HEADERS.noStore, 'Retry-After': HEADERS.retryAfter },
-          content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } }
+          content: {
+            [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) },
+            ...(options.livenessPublic ? {} : { 'application/problem+json': { schema: Type.Ref(ProblemSchema) } })
+          }
         }
       }
     },

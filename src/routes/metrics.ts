@@ -24,7 +24,7 @@ const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = async (ap
       ...(metricsPublic ? {} : { security: [{ bearerAuth: [] }] }),
       response: {
         200: { description: 'The metrics', content: { [PROMETHEUS_TEXT]: { schema: Type.String() } } },
-        ...(metricsPublic ? {} : { 401: problem('No token, or one that does not verify'), 403: problem('The token\'s role may not read the heartbeat') })
+        ...(metricsPublic ? {} : { 401: problem('No token, or one that does not verify', 401), 403: problem('The token\'s role may not read the heartbeat', 403), 503: problem('The signing keys (JWKS_URL) could not be fetched to check the token', 503) })
       }
     },
     ...(metricsPublic ? {} : { preHandler: app.requireRole('select') })
