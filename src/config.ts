@@ -24,6 +24,7 @@ export const EnvSchema = Type.Object({
   JWT_AUDIENCE: Text('the required aud claim'),
   JWT_ISSUER: Text('the required iss claim'),
   JWT_CLOCK_TOLERANCE_SECONDS: Int(30, 0, 300, 'the clock skew allowed on exp, nbf and iat'),
+  JWKS_CACHE_SECONDS: Int(600, 1, 86400, 'how long keys fetched from JWKS_URL are used before it is fetched again (a removed key stops working within this time)'),
   JWT_ROLE_CLAIM: Type.String({ default: 'role', pattern: '^[A-Za-z0-9_$-]+(\\.[A-Za-z0-9_$-]+)*$', description: 'a claim name or dotted path such as app_metadata.role' }),
   LIVENESS_PUBLIC: Bool(true, '/heartbeat/liveness answers without a token'),
   METRICS_PUBLIC: Bool(false, '/metrics answers without a token'),
@@ -50,6 +51,7 @@ export interface Config {
     issuer: string | undefined
     clockToleranceSeconds: number
     roleClaim: string
+    jwksCacheSeconds: number
   }
   livenessPublic: boolean
   metricsPublic: boolean
@@ -123,7 +125,8 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
       audience: str('JWT_AUDIENCE'),
       issuer: str('JWT_ISSUER'),
       clockToleranceSeconds: num('JWT_CLOCK_TOLERANCE_SECONDS'),
-      roleClaim: str('JWT_ROLE_CLAIM') as string
+      roleClaim: str('JWT_ROLE_CLAIM') as string,
+      jwksCacheSeconds: num('JWKS_CACHE_SECONDS')
     },
     livenessPublic: bool('LIVENESS_PUBLIC'),
     metricsPublic: bool('METRICS_PUBLIC'),

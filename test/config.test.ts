@@ -27,7 +27,8 @@ t.test('defaults', async (t) => {
       audience: undefined,
       issuer: undefined,
       clockToleranceSeconds: 30,
-      roleClaim: 'role'
+      roleClaim: 'role',
+      jwksCacheSeconds: 600
     },
     livenessPublic: true,
     metricsPublic: false,
@@ -54,6 +55,7 @@ t.test('conversions from text', async (t) => {
     JWT_ISSUER: 'https://project.supabase.co/auth/v1',
     JWT_CLOCK_TOLERANCE_SECONDS: '0',
     JWT_ROLE_CLAIM: 'app_metadata.role',
+    JWKS_CACHE_SECONDS: '60',
     LIVENESS_PUBLIC: 'false',
     METRICS_PUBLIC: 'true',
     STALE_GRACE_SECONDS: '12.5',
@@ -76,7 +78,8 @@ t.test('conversions from text', async (t) => {
       audience: 'authenticated',
       issuer: 'https://project.supabase.co/auth/v1',
       clockToleranceSeconds: 0,
-      roleClaim: 'app_metadata.role'
+      roleClaim: 'app_metadata.role',
+      jwksCacheSeconds: 60
     },
     livenessPublic: false,
     metricsPublic: true,

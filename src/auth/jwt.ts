@@ -1,6 +1,6 @@
 // Verifies bearer tokens with jose. The accepted algorithms follow from the configured keys: HS256 only with
 // JWT_SECRET, ES256/RS256 only from JWKS_URL, never `none`, never HS256 against a public key.
-import { createRemoteJWKSet, errors, jwtVerify, type JWTHeaderParameters, type JWTPayload, type FlattenedJWSInput, type CryptoKey } from 'jose'
+import { createRemoteJWKSet, errors, jwtVerify, type RemoteJWKSet, type JWTHeaderParameters, type JWTPayload, type FlattenedJWSInput, type CryptoKey } from 'jose'
 import { ProblemError } from '../errors.js'
 
 export const MAX_TOKEN_BYTES = 8 * 1024
@@ -13,6 +13,8 @@ export interface JwtSettings {
   issuer: string | undefined
   clockToleranceSeconds: number
   roleClaim: string
+  /** How long fetched JWKS keys are used before JWKS_URL is fetched again (default 600). */
+  jwksCacheSeconds?: number
 }
 
 export interface VerifiedToken {
@@ -64,13 +66,21 @@ type KeyResolver = (header: JWTHeaderParameters, token: FlattenedJWSInput) => Pr
 
 export class TokenVerifier {
   readonly algorithms: string[]
+  /** The JWKS as jose holds it (undefined without JWKS_URL): the token cache watches it for key changes. */
+  readonly keySet: RemoteJWKSet | undefined
   private readonly resolveKey: KeyResolver
 
   constructor (private readonly settings: JwtSettings) {
+    const jwksMaxAgeMs = (settings.jwksCacheSeconds ?? 600) * 1000
     const secret = settings.secret === undefined ? undefined : new TextEncoder().encode(settings.secret)
     const jwks = settings.jwksUrl === undefined
       ? undefined
-      : createRemoteJWKSet(new URL(settings.jwksUrl), { timeoutDuration: 2000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 })
+      : createRemoteJWKSet(new URL(settings.jwksUrl), {
+        timeoutDuration: 2000,
+        cooldownDuration: Math.min(30_000, jwksMaxAgeMs),
+        cacheMaxAge: jwksMaxAgeMs
+      })
+    this.keySet = jwks
     this.algorithms = [...(secret !== undefined ? ['HS256'] : []), ...(jwks !== undefined ? ['ES256', 'RS256'] : [])]
     this.resolveKey = async (header, token) => {
       if (header.alg === 'HS256' && secret !== undefined) return secret

@@ -2,6 +2,7 @@
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { bearerToken, forbidden, TokenVerifier, unauthorized, type JwtSettings } from '../auth/jwt.js'
+import { TokenCache } from '../auth/token-cache.js'
 import type { DbIdentity } from '../db/heartbeat.js'
 import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain/policies.js'
 
@@ -34,13 +35,14 @@ export const SERVICE_READER: Principal = Object.freeze({
 
 export default fp<{ jwt: JwtSettings }>(async (app, { jwt }) => {
   const verifier = new TokenVerifier(jwt)
+  const tokens = new TokenCache(verifier, { clockToleranceSeconds: jwt.clockToleranceSeconds })
   app.decorate('verifier', verifier)
   app.decorateRequest('principal', undefined)
 
   async function authenticate (request: FastifyRequest, action: TableAction): Promise<Principal> {
     const token = bearerToken(request.headers.authorization)
     if (token === undefined) throw unauthorized('missing_token', 'This endpoint needs a bearer token (Authorization: Bearer <JWT>).', false)
-    const { claims, header, role } = await verifier.verify(token)
+    const { claims, header, role } = await tokens.verify(token)
     if (role === undefined) throw forbidden(`The token has no ${jwt.roleClaim} claim, so it may not ${action} the heartbeat.`)
     if (!isApiRole(role) || !mayPerform(role, action)) throw forbidden(`Role ${role} may not ${action} the heartbeat.`)
     const subject = typeof claims.sub === 'string' && claims.sub !== ''
