@@ -1,6 +1,6 @@
 // The heartbeat queries. Every one runs in a transaction that first takes the caller's role and claims, as
 // PostgREST does, so the table's real RLS policies decide a second time what the API already decided.
-import type { PendingQuery, ReservedSql, Sql, TransactionSql } from 'postgres'
+import type { Sql, TransactionSql } from 'postgres'
 import type { HeartbeatRow } from '../domain/heartbeat.js'
 import type { ApiRole } from '../domain/policies.js'
 
@@ -16,7 +16,7 @@ export interface HeartbeatSnapshot {
   now: Date
 }
 
-export type DbRow = HeartbeatRow & { db_now: Date, found: boolean }
+type DbRow = HeartbeatRow & { db_now: Date, found: boolean }
 
 export async function asRole<T> (sql: Sql, who: DbIdentity, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
   return await sql.begin(async (tx) => {
@@ -25,22 +25,18 @@ export async function asRole<T> (sql: Sql, who: DbIdentity, work: (tx: Transacti
   }) as T
 }
 
-export function toSnapshot (rows: readonly DbRow[]): HeartbeatSnapshot {
+function toSnapshot (rows: readonly DbRow[]): HeartbeatSnapshot {
   const first = rows[0]
   if (first === undefined) throw new Error('the heartbeat query returned no row at all')
   const { db_now: now, found, ...row } = first
   return { row: found ? row : null, now }
 }
 
-/** One statement: now() always, the row when there is one (and RLS lets the role see it). Not sent until executed. */
-export function heartbeatQuery (tx: TransactionSql | ReservedSql): PendingQuery<DbRow[]> {
-  return tx<DbRow[]>`
-    select now() as db_now, h.id is not null as found, h.*
-    from (select 1) as one left join public.eva_scheduler_heartbeat h on h.id = 1`
-}
-
+/** One statement: now() always, the row when there is one (and RLS lets the role see it). */
 export async function selectHeartbeat (tx: TransactionSql): Promise<HeartbeatSnapshot> {
-  return toSnapshot(await heartbeatQuery(tx))
+  return toSnapshot(await tx<DbRow[]>`
+    select now() as db_now, h.id is not null as found, h.*
+    from (select 1) as one left join public.eva_scheduler_heartbeat h on h.id = 1`)
 }
 
 export async function readHeartbeat (sql: Sql, who: DbIdentity): Promise<HeartbeatSnapshot> {

@@ -2,30 +2,42 @@
 // than an exception, because an unreachable database is a verdict (unknown), not a crash.
 import type { Sql } from 'postgres'
 import type { HeartbeatReading } from '../domain/liveness.js'
-import { comparePolicies, type ApiRole } from '../domain/policies.js'
-import { readCatalogPolicies } from './catalog.js'
+import type { ApiRole } from '../domain/policies.js'
 import { isDatabaseUnavailable, withDeadline } from './errors.js'
 import type { DbIdentity, HeartbeatSnapshot } from './heartbeat.js'
 import { InFlight } from './in-flight.js'
 import { readHeartbeatPipelined } from './pipelined-read.js'
+import { readPolicyVersion } from './policy-version.js'
+
+interface SharedRead {
+  snapshot: HeartbeatSnapshot
+  /** The policies were the mirror's (both USING (true)) in the very statement that read the row. */
+  mirrored: boolean
+  /** Whose role and claims the read was made with. */
+  who: DbIdentity
+}
 
 export class HeartbeatStore {
   /**
-   * Whether the table's policies are the mirror's (both `USING (true)`): only then may concurrent readers of one role
-   * share a read, whatever their claims. False until a check has shown it; set by checkPolicies() (at start and
-   * periodically, see plugins/db.ts) and by /readyz.
+   * Whether the table's policies were the mirror's at the last look (by /readyz, or after a read found them changed):
+   * while they are, concurrent readers of one role share one read, since both policies are USING (true) and the
+   * claims cannot change what RLS lets through.
    */
-  policiesAsMirrored = false
+  policiesAsMirrored = true
 
-  private readonly reads = new InFlight<ApiRole, HeartbeatSnapshot>()
+  /**
+   * The policy version (see policy-version.ts) last found equal to the mirror. A shared read serves its other callers
+   * only when it was made under this version; any other sends the store to compare the policies again.
+   */
+  private mirroredVersion: string | undefined
+  private recheck: Promise<void> | undefined
+  private readonly reads = new InFlight<ApiRole, SharedRead>()
 
   constructor (readonly sql: Sql, private readonly deadlineMs: number) {}
 
   async read (who: DbIdentity): Promise<HeartbeatReading> {
     try {
-      const work = async (): Promise<HeartbeatSnapshot> => await withDeadline(readHeartbeatPipelined(this.sql, who), this.deadlineMs)
-      // Shared by role: the role decides what RLS lets through; the claims do not while both policies are USING (true).
-      const { row, now } = this.policiesAsMirrored ? await this.reads.run(who.role, work) : await work()
+      const { row, now } = await this.snapshot(who)
       return { reachable: true, row, now }
     } catch (error) {
       if (isDatabaseUnavailable(error)) return { reachable: false, checkedAt: new Date() }
@@ -33,18 +45,45 @@ export class HeartbeatStore {
     }
   }
 
-  /** After a write through this process: the next read starts after it, so it sees the write. */
+  /** After a write through this process: reads from now on start after it, so they see it. */
   forgetReadsInFlight (): void {
     this.reads.forget()
   }
 
-  /** Compares pg_policies with the mirror and sets policiesAsMirrored; an unavailable database leaves it as it was. */
-  async checkPolicies (): Promise<void> {
-    try {
-      this.policiesAsMirrored = comparePolicies(await withDeadline(readCatalogPolicies(this.sql), this.deadlineMs)).length === 0
-    } catch (error) {
-      if (!isDatabaseUnavailable(error)) throw error
+  private async snapshot (who: DbIdentity): Promise<HeartbeatSnapshot> {
+    if (this.policiesAsMirrored) {
+      const shared = await this.reads.run(who.role, async () => {
+        // Sent on the next turn of the event loop, so that the requests that arrived in this turn share it too.
+        await new Promise((resolve) => setImmediate(resolve))
+        return await this.readAs(who)
+      })
+      if (shared.mirrored || shared.who === who) return shared.snapshot
+      // Made with another caller's claims while the policies were not the mirror's: this caller reads for itself.
     }
+    return (await this.readAs(who)).snapshot
+  }
+
+  private async readAs (who: DbIdentity): Promise<SharedRead> {
+    const { policyVersion, ...snapshot } = await withDeadline(readHeartbeatPipelined(this.sql, who), this.deadlineMs)
+    const mirrored = policyVersion === this.mirroredVersion
+    if (!mirrored) void this.checkPolicies()
+    return { snapshot, mirrored, who }
+  }
+
+  /**
+   * Compares the policies with the mirror again (one comparison at a time); until one finds that they agree, no read
+   * is shared. Reads start it whenever they find a policy version they do not know. Never rejects.
+   */
+  async checkPolicies (): Promise<void> {
+    this.recheck ??= withDeadline(readPolicyVersion(this.sql), this.deadlineMs)
+      .then(({ version, asMirrored }) => {
+        this.mirroredVersion = asMirrored ? version : undefined
+        this.policiesAsMirrored = asMirrored
+      }, () => {
+        // Unreadable now (the database is down): the next read that finds a version it does not know asks again.
+      })
+      .finally(() => { this.recheck = undefined })
+    await this.recheck
   }
 
   /** Whether the database answers at all, as the login role, without touching the table. */
