@@ -3,22 +3,24 @@
 // pg_stat_statements (so database statements per HTTP request are counted, not guessed). Then the embedded default's
 // start to ready, from a fresh and from an existing data directory. See docs/performance.md.
 //
-//   npm run bench -- [--rounds 3] [--duration 10] [--connections 50] [--smoke]
+//   npm run bench -- [--rounds 3] [--duration 10] [--connections 50] [--smoke] [--skip-startup]
+//                    [--app-node-options "--max-semi-space-size=4"]   (NODE_OPTIONS for the app's process only)
 //
 // Exit status: 1 when a measurement saw errors or unexpected statuses, or the bench could not run; never because a
 // figure missed its target (the table says that).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { cpus, tmpdir, totalmem } from 'node:os'
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import postgres, { type Sql } from 'postgres'
+import ts from 'typescript'
 import { embeddedBinDir, freePort, LocalPostgres } from '../src/db/local-postgres.js'
 import { migrate } from '../src/db/migrate.js'
 import { DemoScheduler } from '../src/demo/scheduler.js'
@@ -31,6 +33,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '50' },
     smoke: { type: 'boolean', default: false },
+    'app-node-options': { type: 'string', default: '' },
     'skip-startup': { type: 'boolean', default: false }
   }
 })
@@ -44,6 +47,8 @@ const DURATION = args.smoke ? 2 : positive('duration', args.duration)
 const CONNECTIONS = positive('connections', args.connections)
 const PATCH_CONNECTIONS = 4
 const WARMUP_SECONDS = args.smoke ? 1 : 3
+/** Other work on the machine skews every figure (the ratios less so: every target runs in every round). */
+const LOAD_AT_START = loadavg()
 
 // ---------------------------------------------------------------------------------------------------------------
 // Child processes
@@ -120,17 +125,22 @@ function sampleRss (pid: number | undefined): { stop: () => Promise<number> } {
 
 interface StatementCount { statements: number, transactions: number }
 
+// pg_stat_statements does not count every BEGIN and COMMIT sent through the extended protocol (prepared), so they are
+// left out of its sum and added back: two for every role-switched transaction, which has exactly one set_config
+// statement. Transactions below are those role-switched ones.
+
 async function resetStatements (admin: Sql): Promise<void> {
   await admin`select pg_stat_statements_reset()`
 }
 
 async function countStatements (admin: Sql): Promise<StatementCount> {
   const [row] = await admin<Array<{ statements: string, transactions: string }>>`
-    select coalesce(sum(s.calls), 0)::text as statements,
-           coalesce(sum(s.calls) filter (where s.query ~* '^\\s*begin'), 0)::text as transactions
+    select coalesce(sum(s.calls) filter (where s.query !~* '^\\s*(begin|commit|rollback)\\M'), 0)::text as statements,
+           coalesce(sum(s.calls) filter (where s.query ~* 'set_config\\(''role'''), 0)::text as transactions
     from pg_stat_statements s join pg_roles r on r.oid = s.userid
     where s.dbid = (select oid from pg_database where datname = current_database()) and not r.rolsuper`
-  return { statements: Number(row?.statements ?? 0), transactions: Number(row?.transactions ?? 0) }
+  const transactions = Number(row?.transactions ?? 0)
+  return { statements: Number(row?.statements ?? 0) + 2 * transactions, transactions }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -200,6 +210,20 @@ const median = (values: number[]): number => {
   return sorted.length % 2 === 1 ? sorted[middle] ?? 0 : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2
 }
 
+/**
+ * bench/ceiling.ts as plain JavaScript, so that the ceiling runs as the app does (compiled, no loader): kept under
+ * node_modules/.cache so that it resolves fastify from this project.
+ */
+async function compiledCeiling (): Promise<string> {
+  const source = await readFile(path.join(ROOT, 'bench/ceiling.ts'), 'utf8')
+  const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } })
+  const dir = path.join(ROOT, 'node_modules/.cache/eva-heartbeat-bench')
+  await mkdir(dir, { recursive: true })
+  const file = path.join(dir, 'ceiling.mjs')
+  await writeFile(file, outputText)
+  return file
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Start to ready on the embedded default: `node dist/server.js` with a fresh DATA_DIR, then again with it kept
 
@@ -258,7 +282,7 @@ async function main (): Promise<number> {
     // The database, with pg_stat_statements loaded so that every statement the app sends is counted.
     const dataDir = await mkdtemp(path.join(tmpdir(), 'eva-bench-pg-'))
     cleanups.push(async () => { await rm(dataDir, { recursive: true, force: true }) })
-    const server = new LocalPostgres({ dataDir, binDir: process.env.PG_BIN ?? await embeddedBinDir(), settings: { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } })
+    const server = new LocalPostgres({ dataDir, binDir: process.env.PG_BIN ?? await embeddedBinDir(), settings: { shared_preload_libraries: 'pg_stat_statements' } })
     await server.init()
     await server.start()
     cleanups.push(async () => { await server.stop() })
@@ -286,11 +310,12 @@ async function main (): Promise<number> {
       PORT: String(appPort),
       DATABASE_URL: `postgres://authenticator@127.0.0.1:${server.port}/postgres`,
       JWT_SECRET: secret,
-      JWKS_URL: jwksUrl
+      JWKS_URL: jwksUrl,
+      ...(args['app-node-options'] !== '' ? { NODE_OPTIONS: args['app-node-options'] } : {})
     })
     cleanups.push(async () => { await stopChild(appChild) })
     const ceilingPort = await freePort()
-    const ceilingChild = startChild(['--import', 'tsx', 'bench/ceiling.ts'], { PORT: String(ceilingPort) })
+    const ceilingChild = startChild([await compiledCeiling()], { PORT: String(ceilingPort) })
     cleanups.push(async () => { await stopChild(ceilingChild) })
     const servers: Servers = {
       app: { url: `http://127.0.0.1:${appPort}`, child: appChild },
@@ -298,6 +323,7 @@ async function main (): Promise<number> {
     }
     await waitFor200(servers.app.url + '/readyz', appChild)
     await waitFor200(servers.ceiling.url + '/', ceilingChild)
+    const idleRss = await rssOf(appChild.process.pid)
 
     // Which optional routes this build has: from its own OpenAPI document.
     const openapi = await (await fetch(servers.app.url + '/openapi.json')).json() as { paths?: Record<string, Record<string, unknown>> }
@@ -372,7 +398,8 @@ async function main (): Promise<number> {
     }
     const out: string[] = []
     out.push(`eva-heartbeat-api bench: ${ROUNDS} round(s) × ${DURATION} s per target, ${CONNECTIONS} connections (PATCH ${PATCH_CONNECTIONS}), keep-alive, medians`)
-    out.push(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${format.mb(totalmem())} MB RAM, Node ${process.version}, ${process.platform}`)
+    out.push(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${format.mb(totalmem())} MB RAM, Node ${process.version}, ${process.platform}, load average ${LOAD_AT_START.map((n) => n.toFixed(1)).join(' ')} before the run`)
+    out.push(`app: node dist/server.js${args['app-node-options'] !== '' ? ` with NODE_OPTIONS="${args['app-node-options']}"` : ''}, RSS ${format.mb(idleRss)} MB idle after start`)
     out.push('')
     out.push(table(rows))
     if (startup !== undefined) {
