@@ -3,7 +3,7 @@
 // pg_stat_statements (so database statements per HTTP request are counted, not guessed). Then the embedded default's
 // start to ready, from a fresh and from an existing data directory. See docs/performance.md.
 //
-//   npm run bench -- [--rounds 3] [--duration 10] [--connections 50] [--smoke] [--skip-startup]
+//   npm run bench -- [--rounds 3] [--duration 10] [--connections 50] [--smoke] [--skip-startup | --startup-only]
 //                    [--app-node-options "--max-semi-space-size=4"]   (NODE_OPTIONS for the app's process only)
 //
 // Exit status: 1 when a measurement saw errors or unexpected statuses, or the bench could not run; never because a
@@ -34,7 +34,8 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '50' },
     smoke: { type: 'boolean', default: false },
     'app-node-options': { type: 'string', default: '' },
-    'skip-startup': { type: 'boolean', default: false }
+    'skip-startup': { type: 'boolean', default: false },
+    'startup-only': { type: 'boolean', default: false }
   }
 })
 const positive = (name: string, text: string): number => {
@@ -278,6 +279,11 @@ async function main (): Promise<number> {
     log('building dist/ (npm run build)…')
     const build = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' })
     if (build.status !== 0) throw new Error('the build failed')
+    if (args['startup-only']) {
+      const startup = await startToReady()
+      process.stdout.write(`start to ready (node dist/server.js, embedded default, first 200 from /readyz): fresh DATA_DIR ${format.int(startup.fresh)} ms, existing DATA_DIR ${format.int(startup.existing)} ms\n`)
+      return 0
+    }
 
     // The database, with pg_stat_statements loaded so that every statement the app sends is counted.
     const dataDir = await mkdtemp(path.join(tmpdir(), 'eva-bench-pg-'))

@@ -1,7 +1,6 @@
 // The process: config → (embedded database) → buildApp → listen → graceful close. Kept thin on purpose.
 import closeWithGrace from 'close-with-grace'
 import postgres from 'postgres'
-import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type AppConfig, type Config } from './config.js'
 import { checkSchema } from './db/catalog.js'
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './db/embedded.js'
@@ -37,6 +36,10 @@ async function main (): Promise<void> {
   }
 
   const startedAt = performance.now()
+  // The app's modules (Fastify, the schemas, swagger) load while the database starts or is checked: each takes a
+  // good part of a second, and they need different processes' CPU.
+  const appModule = import('./app.js')
+  appModule.catch(() => {}) // awaited below; this only keeps a failure from counting as unhandled meanwhile
   let embedded: EmbeddedDatabase | undefined
   let appConfig: AppConfig
   if (config.databaseUrl === undefined) {
@@ -48,6 +51,7 @@ async function main (): Promise<void> {
     await checkExternalDatabase(appConfig)
   }
 
+  const { buildApp } = await appModule
   const app = await buildApp(appConfig)
   const demo = embedded !== undefined && config.demo.enabled
     ? new DemoScheduler(embedded.admin, { intervalSeconds: config.demo.intervalSeconds, onError: (err) => app.log.warn({ err }, 'demo scheduler poll failed') })
