@@ -5,18 +5,32 @@ import type { AppConfig } from './config.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import errorsPlugin from './plugins/errors.js'
+import eventsPlugin from './plugins/events.js'
+import metricsPlugin from './plugins/metrics.js'
 import swaggerPlugin from './plugins/swagger.js'
+import adminRoutes from './routes/admin.js'
 import healthRoutes, { ReadinessSchema } from './routes/health.js'
+import eventsRoutes from './routes/events.js'
 import heartbeatRoutes from './routes/heartbeat.js'
+import metricsRoutes from './routes/metrics.js'
 import { SHARED_SCHEMAS } from './schemas.js'
+import { validatorsWithExactBodies } from './validation.js'
 
 export const BODY_LIMIT_BYTES = 16 * 1024
+/** How long an event-stream client waits before reconnecting (the stream's `retry:` field). */
+export const EVENTS_RETRY_MS = 3000
 
-export async function buildApp (config: AppConfig): Promise<FastifyInstance> {
+export interface BuildAppOptions {
+  /** Where log lines go instead of stdout (tests read the audit lines from it). Nothing else changes. */
+  logStream?: { write: (line: string) => void }
+}
+
+export async function buildApp (config: AppConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: {
       level: config.logLevel,
-      redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' }
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
+      ...(options.logStream !== undefined ? { stream: options.logStream } : {})
     },
     bodyLimit: BODY_LIMIT_BYTES,
     requestTimeout: 30_000,
@@ -29,19 +43,28 @@ export async function buildApp (config: AppConfig): Promise<FastifyInstance> {
         removeAdditional: false,
         coerceTypes: 'array',
         useDefaults: true,
-        allErrors: false
+        allErrors: false,
+        // Named OpenAPI examples on request bodies; @fastify/swagger moves them to the media type.
+        keywords: ['x-examples']
       }
-    }
+    },
+    // The options above, except that request bodies are never coerced (see validation.ts).
+    schemaController: { compilersFactory: { buildValidator: validatorsWithExactBodies() } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   for (const schema of [...SHARED_SCHEMAS, ReadinessSchema]) app.addSchema(schema)
 
   await app.register(errorsPlugin)
+  await app.register(metricsPlugin)
   await app.register(dbPlugin, { url: config.databaseUrl, settings: config.db })
   await app.register(authPlugin, { jwt: config.jwt })
   await app.register(swaggerPlugin)
+  await app.register(eventsPlugin, { grace: config.grace, ...config.events })
 
   await app.register(heartbeatRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })
+  await app.register(adminRoutes, { grace: config.grace })
   await app.register(healthRoutes, { deadlineMs: config.db.statementTimeoutMs + 500 })
+  await app.register(metricsRoutes, { grace: config.grace, metricsPublic: config.metricsPublic })
+  await app.register(eventsRoutes, { retryMs: EVENTS_RETRY_MS })
   return app
 }

@@ -2,6 +2,7 @@
 // line that names the variable and says what it expects.
 import { Type, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import type { JwtSettings } from './auth/jwt.js'
 
 const Bool = (fallback: boolean, what: string): TSchema =>
   Type.Boolean({ default: fallback, description: `true or false: ${what}` })
@@ -24,10 +25,11 @@ export const EnvSchema = Type.Object({
   JWT_AUDIENCE: Text('the required aud claim'),
   JWT_ISSUER: Text('the required iss claim'),
   JWT_CLOCK_TOLERANCE_SECONDS: Int(30, 0, 300, 'the clock skew allowed on exp, nbf and iat'),
-  JWKS_CACHE_SECONDS: Int(600, 1, 86400, 'how long keys fetched from JWKS_URL are used before it is fetched again (a removed key stops working within this time)'),
   JWT_ROLE_CLAIM: Type.String({ default: 'role', pattern: '^[A-Za-z0-9_$-]+(\\.[A-Za-z0-9_$-]+)*$', description: 'a claim name or dotted path such as app_metadata.role' }),
   LIVENESS_PUBLIC: Bool(true, '/heartbeat/liveness answers without a token'),
   METRICS_PUBLIC: Bool(false, '/metrics answers without a token'),
+  EVENTS_INTERVAL_MS: Int(1000, 50, 60000, 'how often /heartbeat/events reads the row while a client is connected (one read for all clients)'),
+  EVENTS_KEEPALIVE_MS: Int(15000, 100, 50000, 'how often /heartbeat/events sends a keep-alive comment (below the 60 s idle socket timeout)'),
   STALE_GRACE_SECONDS: Num(60, 0, 86400, 'the least grace after next_poll_at before the verdict is stale'),
   STALE_GRACE_FACTOR: Num(3, 0, 100, 'the grace as a multiple of the announced poll interval'),
   DB_POOL_MAX: Int(10, 1, 100, 'the most database connections'),
@@ -44,17 +46,11 @@ export interface Config {
   databaseUrl: string | undefined
   host: string
   port: number
-  jwt: {
-    secret: string | undefined
-    jwksUrl: string | undefined
-    audience: string | undefined
-    issuer: string | undefined
-    clockToleranceSeconds: number
-    roleClaim: string
-    jwksCacheSeconds: number
-  }
+  /** From the environment, except the JWKS timings (jwksTimeoutMs, …), which are not variables: defaults in src/auth/jwks.ts. */
+  jwt: JwtSettings
   livenessPublic: boolean
   metricsPublic: boolean
+  events: { intervalMs: number, keepAliveMs: number }
   grace: { graceSeconds: number, graceFactor: number }
   db: { poolMax: number, statementTimeoutMs: number, prepare: boolean }
   logLevel: typeof LOG_LEVELS[number]
@@ -125,11 +121,11 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
       audience: str('JWT_AUDIENCE'),
       issuer: str('JWT_ISSUER'),
       clockToleranceSeconds: num('JWT_CLOCK_TOLERANCE_SECONDS'),
-      roleClaim: str('JWT_ROLE_CLAIM') as string,
-      jwksCacheSeconds: num('JWKS_CACHE_SECONDS')
+      roleClaim: str('JWT_ROLE_CLAIM') as string
     },
     livenessPublic: bool('LIVENESS_PUBLIC'),
     metricsPublic: bool('METRICS_PUBLIC'),
+    events: { intervalMs: num('EVENTS_INTERVAL_MS'), keepAliveMs: num('EVENTS_KEEPALIVE_MS') },
     grace: { graceSeconds: num('STALE_GRACE_SECONDS'), graceFactor: num('STALE_GRACE_FACTOR') },
     db: { poolMax: num('DB_POOL_MAX'), statementTimeoutMs: num('DB_STATEMENT_TIMEOUT_MS'), prepare: bool('DB_PREPARE') },
     logLevel: v.LOG_LEVEL as Config['logLevel'],

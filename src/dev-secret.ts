@@ -1,7 +1,7 @@
 // The embedded default's development JWT secret: generated once, kept in DATA_DIR with owner-only permissions,
 // so tokens minted with `npm run token` keep working across restarts.
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 
 export const DEV_SECRET_FILE = 'jwt-secret'
@@ -16,10 +16,13 @@ export async function readDevSecret (dataDir: string): Promise<string | undefine
 }
 
 export async function loadOrCreateDevSecret (dataDir: string): Promise<string> {
+  const file = path.join(dataDir, DEV_SECRET_FILE)
   const existing = await readDevSecret(dataDir)
   if (existing !== undefined && existing.length >= 32) return existing
   const secret = randomBytes(48).toString('base64url')
   await mkdir(dataDir, { recursive: true })
-  await writeFile(path.join(dataDir, DEV_SECRET_FILE), secret + '\n', { mode: 0o600 })
+  // writeFile's mode applies only to a new file: an existing one (a secret too short to keep) is tightened too.
+  await writeFile(file, secret + '\n', { mode: 0o600 })
+  await chmod(file, 0o600)
   return secret
 }

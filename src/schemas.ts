@@ -49,9 +49,35 @@ export const HeartbeatResponseSchema = Type.Object({
 
 export const SHARED_SCHEMAS = [ProblemSchema, LivenessSchema, HeartbeatRowSchema, HeartbeatResponseSchema]
 
+const header = (description: string) => ({ type: 'string', description })
+
+/** Response headers, for the OpenAPI document. */
+export const HEADERS = {
+  etag: header('Strong validator of the row and the verdict; send it back in If-None-Match (GET) or If-Match (PATCH)'),
+  lastModified: header('The row\'s updated_at, as an HTTP date'),
+  cacheControl: header('no-cache: revalidate with If-None-Match'),
+  noStore: header('no-store'),
+  retryAfter: header('Whole seconds (at least 1) until a new answer could differ'),
+  wwwAuthenticate: header('Bearer challenge (RFC 6750), with error= when a token was sent')
+}
+
+const CHALLENGED = new Set([401, 403])
+
 /** A response of `application/problem+json` for the OpenAPI document and the serializer. */
-export function problem (description: string) {
-  return { description, content: { 'application/problem+json': { schema: Type.Ref(ProblemSchema) } } }
+export function problem (description: string, status?: number) {
+  const headers = status === undefined
+    ? undefined
+    : CHALLENGED.has(status) ? { 'WWW-Authenticate': HEADERS.wwwAuthenticate } : status === 503 ? { 'Retry-After': HEADERS.retryAfter } : undefined
+  return { description, ...(headers === undefined ? {} : { headers }), content: { 'application/problem+json': { schema: Type.Ref(ProblemSchema) } } }
+}
+
+/** The GET /heartbeat body with its caching headers (PATCH answers the same). */
+export function heartbeatResponse (description: string) {
+  return {
+    description,
+    headers: { ETag: HEADERS.etag, 'Last-Modified': HEADERS.lastModified, 'Cache-Control': HEADERS.cacheControl },
+    content: { 'application/json': { schema: Type.Ref(HeartbeatResponseSchema) } }
+  }
 }
 
 export const GraceQuery = Type.Object({

@@ -1,5 +1,7 @@
 // The process: config → (embedded database) → buildApp → listen → graceful close. Kept thin on purpose.
+import path from 'node:path'
 import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
 import postgres from 'postgres'
 import { ConfigError, loadConfig, type AppConfig, type Config } from './config.js'
 import { checkSchema } from './db/catalog.js'
@@ -7,23 +9,68 @@ import { startEmbeddedDatabase, type EmbeddedDatabase } from './db/embedded.js'
 import { DemoScheduler } from './demo/scheduler.js'
 import { loadOrCreateDevSecret } from './dev-secret.js'
 
+/** One line on stderr, then exit 1: what an operator reads in a failed deploy's log. */
 function fail (message: string): never {
-  process.stderr.write(`eva-heartbeat-api: ${message}\n`)
+  process.stderr.write(`eva-heartbeat-api: ${message.replace(/\s*\n\s*/g, ' ').trim()}\n`)
   process.exit(1)
+}
+
+const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
+/** What the start has opened so far, in the order it is closed. */
+interface Opened { demo?: DemoScheduler, app?: FastifyInstance, embedded?: EmbeddedDatabase }
+
+async function closeAll (opened: Opened): Promise<void> {
+  await opened.demo?.stop()
+  await opened.app?.close()
+  await opened.embedded?.stop()
 }
 
 /** With DATABASE_URL the table belongs to another application: check it, never create or alter it. */
 async function checkExternalDatabase (config: Config & { databaseUrl: string }): Promise<void> {
   const sql = postgres(config.databaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} })
+  let problems: string[]
   try {
     const report = await checkSchema(sql)
-    const problems = [...report.table, ...report.policies]
-    if (problems.length > 0) fail(`DATABASE_URL: the table is not as expected: ${problems.join('; ')}`)
+    problems = [...report.table, ...report.policies]
   } catch (error) {
-    fail(`DATABASE_URL: cannot check the table: ${error instanceof Error ? error.message : String(error)}`)
+    fail(`DATABASE_URL: cannot check the table: ${messageOf(error)}`)
   } finally {
     await sql.end({ timeout: 1 })
   }
+  if (problems.length > 0) fail(`DATABASE_URL: the table is not as expected: ${problems.join('; ')}`)
+}
+
+/** Opens everything and listens; returns the address. Whatever it opened is in `opened`, even when it throws. */
+async function start (config: Config, opened: Opened): Promise<string> {
+  // The app's modules (Fastify, the schemas, swagger) load while the database starts or is checked: each takes a
+  // good part of a second, on different processes' CPU.
+  const appModule = import('./app.js')
+  appModule.catch(() => {}) // awaited below; this only keeps a failure meanwhile from counting as unhandled
+  let appConfig: AppConfig
+  if (config.databaseUrl === undefined) {
+    try {
+      opened.embedded = await startEmbeddedDatabase({ dataDir: path.join(config.dataDir, 'pg') })
+    } catch (error) {
+      fail(`cannot start the embedded PostgreSQL server in ${path.resolve(config.dataDir)}: ${messageOf(error)}`)
+    }
+    const secret = config.jwt.secret ?? await loadOrCreateDevSecret(config.dataDir)
+    appConfig = { ...config, databaseUrl: opened.embedded.apiUrl, jwt: { ...config.jwt, secret } }
+  } else {
+    appConfig = { ...config, databaseUrl: config.databaseUrl }
+    await checkExternalDatabase(appConfig)
+  }
+  const { buildApp } = await appModule
+  const app = opened.app = await buildApp(appConfig)
+  const address = await app.listen({ host: config.host, port: config.port })
+  if (opened.embedded !== undefined && config.demo.enabled) {
+    opened.demo = new DemoScheduler(opened.embedded.admin, {
+      intervalSeconds: config.demo.intervalSeconds,
+      onError: (err) => app.log.warn({ err }, 'demo scheduler poll failed')
+    })
+    opened.demo.start()
+  }
+  return address
 }
 
 async function main (): Promise<void> {
@@ -36,51 +83,42 @@ async function main (): Promise<void> {
   }
 
   const startedAt = performance.now()
-  // The app's modules (Fastify, the schemas, swagger) load while the database starts or is checked: each takes a
-  // good part of a second, and they need different processes' CPU.
-  const appModule = import('./app.js')
-  appModule.catch(() => {}) // awaited below; this only keeps a failure from counting as unhandled meanwhile
-  let embedded: EmbeddedDatabase | undefined
-  let appConfig: AppConfig
-  if (config.databaseUrl === undefined) {
-    embedded = await startEmbeddedDatabase(config.dataDir)
-    const secret = config.jwt.secret ?? await loadOrCreateDevSecret(config.dataDir)
-    appConfig = { ...config, databaseUrl: embedded.apiUrl, jwt: { ...config.jwt, secret } }
-  } else {
-    appConfig = { ...config, databaseUrl: config.databaseUrl }
-    await checkExternalDatabase(appConfig)
-  }
-
-  const { buildApp } = await appModule
-  const app = await buildApp(appConfig)
-  const demo = embedded !== undefined && config.demo.enabled
-    ? new DemoScheduler(embedded.admin, { intervalSeconds: config.demo.intervalSeconds, onError: (err) => app.log.warn({ err }, 'demo scheduler poll failed') })
-    : undefined
-
+  const opened: Opened = {}
+  const starting = start(config, opened)
+  // Installed before the start finishes: a signal during the start waits for it, then closes what it opened (the
+  // embedded server runs in its own process group, so it must never be left behind).
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
-    if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
-    else app.log.info({ signal }, 'shutting down')
-    await demo?.stop()
-    await app.close()
-    await embedded?.stop()
+    await starting.catch(() => {})
+    if (err !== undefined) opened.app?.log.error({ err }, 'shutting down after an error')
+    else opened.app?.log.info({ signal }, 'shutting down')
+    await closeAll(opened)
   })
 
-  const address = await app.listen({ host: config.host, port: config.port })
-  demo?.start()
+  let address: string
+  try {
+    address = await starting
+  } catch (error) {
+    await closeAll(opened).catch(() => {})
+    fail(`cannot start: ${messageOf(error)}`)
+  }
   const readyMs = Math.round(performance.now() - startedAt)
-  app.log.info({ address, readyMs, embedded: embedded !== undefined }, 'ready')
-  if (embedded !== undefined) printBanner(address, embedded, config, readyMs)
+  opened.app?.log.info({ address, readyMs, embedded: opened.embedded !== undefined }, 'ready')
+  if (opened.embedded !== undefined) printBanner(address, opened.embedded, config, readyMs)
 }
 
 function printBanner (address: string, embedded: EmbeddedDatabase, config: Config, readyMs: number): void {
   const demo = config.demo.enabled ? `, demo scheduler every ${config.demo.intervalSeconds} s` : ''
+  // The token command must find the same development secret: name DATA_DIR when it is not the default.
+  const dataDir = path.resolve(config.dataDir)
+  const quoted = /^[\w@%+=:,./-]+$/.test(dataDir) ? dataDir : `'${dataDir.replaceAll("'", "'\\''")}'`
+  const env = config.dataDir === '.data' ? '' : `DATA_DIR=${quoted} `
   process.stdout.write([
     '',
     `eva-heartbeat-api is listening on ${address} (ready in ${readyMs} ms)`,
     `  database: embedded PostgreSQL on 127.0.0.1:${embedded.server.port}, data in ${embedded.server.dataDir}${demo}`,
     '  try it:',
     `    curl -s ${address}/heartbeat/liveness`,
-    '    TOKEN=$(npm run -s token -- --role authenticated)',
+    `    TOKEN=$(${env}npm run -s token -- --role authenticated)`,
     `    curl -s -H "Authorization: Bearer $TOKEN" ${address}/heartbeat`,
     `  API docs: ${address}/docs`,
     ''

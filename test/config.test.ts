@@ -27,8 +27,7 @@ t.test('defaults', async (t) => {
       audience: undefined,
       issuer: undefined,
       clockToleranceSeconds: 30,
-      roleClaim: 'role',
-      jwksCacheSeconds: 600
+      roleClaim: 'role'
     },
     livenessPublic: true,
     metricsPublic: false,
@@ -36,7 +35,8 @@ t.test('defaults', async (t) => {
     db: { poolMax: 10, statementTimeoutMs: 5000, prepare: true },
     logLevel: 'info',
     dataDir: '.data',
-    demo: { enabled: true, intervalSeconds: 5 }
+    demo: { enabled: true, intervalSeconds: 5 },
+    events: { intervalMs: 1000, keepAliveMs: 15000 }
   } satisfies Config)
 })
 
@@ -55,7 +55,6 @@ t.test('conversions from text', async (t) => {
     JWT_ISSUER: 'https://project.supabase.co/auth/v1',
     JWT_CLOCK_TOLERANCE_SECONDS: '0',
     JWT_ROLE_CLAIM: 'app_metadata.role',
-    JWKS_CACHE_SECONDS: '60',
     LIVENESS_PUBLIC: 'false',
     METRICS_PUBLIC: 'true',
     STALE_GRACE_SECONDS: '12.5',
@@ -78,8 +77,7 @@ t.test('conversions from text', async (t) => {
       audience: 'authenticated',
       issuer: 'https://project.supabase.co/auth/v1',
       clockToleranceSeconds: 0,
-      roleClaim: 'app_metadata.role',
-      jwksCacheSeconds: 60
+      roleClaim: 'app_metadata.role'
     },
     livenessPublic: false,
     metricsPublic: true,
@@ -87,7 +85,8 @@ t.test('conversions from text', async (t) => {
     db: { poolMax: 4, statementTimeoutMs: 2000, prepare: false },
     logLevel: 'debug',
     dataDir: '/var/lib/eva',
-    demo: { enabled: false, intervalSeconds: 0.5 }
+    demo: { enabled: false, intervalSeconds: 0.5 },
+    events: { intervalMs: 1000, keepAliveMs: 15000 }
   } satisfies Config)
   t.equal(typeof config.port, 'number')
   t.equal(typeof config.livenessPublic, 'boolean')

@@ -1,7 +1,9 @@
 // Verifies bearer tokens with jose. The accepted algorithms follow from the configured keys: HS256 only with
 // JWT_SECRET, ES256/RS256 only from JWKS_URL, never `none`, never HS256 against a public key.
-import { createRemoteJWKSet, errors, jwtVerify, type RemoteJWKSet, type JWTHeaderParameters, type JWTPayload, type FlattenedJWSInput, type CryptoKey } from 'jose'
+// A token the service cannot check because the signing keys cannot be had is a 503, never a 401: the token may be good.
+import { errors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWTHeaderParameters, type JWTPayload, type RemoteJWKSet } from 'jose'
 import { ProblemError } from '../errors.js'
+import { describe, JWKS_DEFAULTS, JwksUnavailableError, remoteKeySet } from './jwks.js'
 
 export const MAX_TOKEN_BYTES = 8 * 1024
 const REALM = 'eva-heartbeat-api'
@@ -13,8 +15,13 @@ export interface JwtSettings {
   issuer: string | undefined
   clockToleranceSeconds: number
   roleClaim: string
-  /** How long fetched JWKS keys are used before JWKS_URL is fetched again (default 600). */
-  jwksCacheSeconds?: number
+  // The JWKS timings (defaults in JWKS_DEFAULTS, src/auth/jwks.ts) are not environment variables; tests shorten them.
+  /** How long one JWKS fetch may take, in ms (default 2000). */
+  jwksTimeoutMs?: number
+  /** How long fetched keys are used before the JWKS is fetched again, in ms (default 600000: 10 minutes). */
+  jwksCacheMaxAgeMs?: number
+  /** After a successful fetch, how long an unknown `kid` is refused without fetching again, in ms (default 30000). */
+  jwksCooldownMs?: number
 }
 
 export interface VerifiedToken {
@@ -42,6 +49,20 @@ function quoteSafe (text: string): string {
   return text.replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, '')
 }
 
+/**
+ * The one Authorization header of a request, from its raw headers. Node keeps the first of several and drops the rest,
+ * so a proxy that reads another one would see a different caller: several are refused instead.
+ */
+export function singleAuthorization (rawHeaders: readonly string[]): string | undefined {
+  let found: string | undefined
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]?.toLowerCase() !== 'authorization') continue
+    if (found !== undefined) throw unauthorized('invalid_token', 'Send one Authorization header, not several.')
+    found = rawHeaders[i + 1]
+  }
+  return found
+}
+
 /** The token from an Authorization header, or undefined when there is none; a malformed header is a 401. */
 export function bearerToken (header: string | undefined): string | undefined {
   if (header === undefined || header.trim() === '') return undefined
@@ -64,6 +85,15 @@ export function claimAt (claims: JWTPayload, path: string): unknown {
 
 type KeyResolver = (header: JWTHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey | Uint8Array>
 
+/** The 503 a client gets when the keys are unavailable; `reason` is for the log, not the answer. */
+export class JwksUnavailableProblem extends ProblemError {
+  constructor (readonly reason: string) {
+    super(503, 'jwks_unavailable', 'Signing keys unavailable',
+      'The signing keys (JWKS_URL) could not be fetched or used, so the token cannot be checked now; try again shortly.',
+      { 'retry-after': '5' })
+  }
+}
+
 export class TokenVerifier {
   readonly algorithms: string[]
   /** The JWKS as jose holds it (undefined without JWKS_URL): the token cache watches it for key changes. */
@@ -71,21 +101,20 @@ export class TokenVerifier {
   private readonly resolveKey: KeyResolver
 
   constructor (private readonly settings: JwtSettings) {
-    const jwksMaxAgeMs = (settings.jwksCacheSeconds ?? 600) * 1000
     const secret = settings.secret === undefined ? undefined : new TextEncoder().encode(settings.secret)
-    const jwks = settings.jwksUrl === undefined
+    const fromKeySet = settings.jwksUrl === undefined
       ? undefined
-      : createRemoteJWKSet(new URL(settings.jwksUrl), {
-        timeoutDuration: 2000,
-        cooldownDuration: Math.min(30_000, jwksMaxAgeMs),
-        cacheMaxAge: jwksMaxAgeMs
+      : remoteKeySet(settings.jwksUrl, {
+        timeoutMs: settings.jwksTimeoutMs ?? JWKS_DEFAULTS.timeoutMs,
+        cacheMaxAgeMs: settings.jwksCacheMaxAgeMs ?? JWKS_DEFAULTS.cacheMaxAgeMs,
+        cooldownMs: settings.jwksCooldownMs ?? JWKS_DEFAULTS.cooldownMs
       })
-    this.keySet = jwks
-    this.algorithms = [...(secret !== undefined ? ['HS256'] : []), ...(jwks !== undefined ? ['ES256', 'RS256'] : [])]
+    this.algorithms = [...(secret !== undefined ? ['HS256'] : []), ...(fromKeySet !== undefined ? ['ES256', 'RS256'] : [])]
+    this.keySet = fromKeySet?.keySet
     this.resolveKey = async (header, token) => {
       if (header.alg === 'HS256' && secret !== undefined) return secret
-      if (header.alg !== 'HS256' && jwks !== undefined) return await jwks(header, token)
-      throw new errors.JOSEAlgNotAllowed(`"alg" (Algorithm) Header Parameter value not allowed`)
+      if (header.alg !== 'HS256' && fromKeySet !== undefined) return await fromKeySet(header, token)
+      throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed')
     }
   }
 
@@ -106,6 +135,7 @@ export class TokenVerifier {
       if (typeof payload.iat === 'number' && payload.iat > now + this.settings.clockToleranceSeconds) {
         throw unauthorized('invalid_token', 'The token was issued in the future (iat).')
       }
+      checkRegisteredClaimTypes(payload)
       const role = claimAt(payload, this.settings.roleClaim)
       if (role !== undefined && typeof role !== 'string') {
         throw unauthorized('invalid_token', `The ${this.settings.roleClaim} claim must be a string.`)
@@ -117,29 +147,45 @@ export class TokenVerifier {
   }
 }
 
-function toProblem (error: unknown): ProblemError {
-  if (error instanceof ProblemError) return error
-  if (error instanceof errors.JWTExpired) return unauthorized('token_expired', 'The token has expired.')
-  if (error instanceof errors.JWTClaimValidationFailed) {
-    switch (error.claim) {
-      case 'nbf': return unauthorized('token_not_yet_valid', 'The token is not valid yet (nbf is in the future).')
-      case 'iat': return unauthorized('invalid_token', 'The token was issued in the future (iat).')
-      case 'aud': return unauthorized('invalid_audience', 'The token is not meant for this audience (aud).')
-      case 'iss': return unauthorized('invalid_issuer', 'The token comes from an issuer this service does not trust (iss).')
-      case 'exp': return unauthorized('invalid_token', 'The token must carry a numeric exp claim.')
-      default: return unauthorized('invalid_token', `The token's ${error.claim} claim is not valid.`)
+/**
+ * RFC 7519 §4.1: iss, sub and jti are strings, aud a string or an array of strings. jose checks their types only when
+ * it is asked to match them; a token whose claims have the wrong types is malformed, whether or not they are matched.
+ */
+function checkRegisteredClaimTypes (claims: JWTPayload): void {
+  for (const name of ['iss', 'sub', 'jti'] as const) {
+    if (claims[name] !== undefined && typeof claims[name] !== 'string') {
+      throw unauthorized('invalid_token', `The token's ${name} claim must be a string.`)
     }
   }
-  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid ||
-      (error instanceof TypeError) || (error instanceof Error && error.name === 'AbortError')) {
-    return new ProblemError(503, 'jwks_unavailable', 'Signing keys unavailable',
-      'The signing keys (JWKS_URL) could not be fetched, so the token cannot be checked now; try again shortly.', { 'retry-after': '5' })
+  const { aud } = claims
+  if (aud !== undefined && typeof aud !== 'string' && !(Array.isArray(aud) && aud.every((item) => typeof item === 'string'))) {
+    throw unauthorized('invalid_token', 'The token\'s aud claim must be a string or an array of strings.')
   }
+}
+
+function claimProblem (error: InstanceType<typeof errors.JWTClaimValidationFailed>): ProblemError {
+  // `invalid`: the claim has the wrong type, whatever it says; `missing` and `check_failed`: it says the wrong thing.
+  if (error.reason === 'invalid') return unauthorized('invalid_token', `The token's ${error.claim} claim must be a number.`)
+  switch (error.claim) {
+    case 'nbf': return unauthorized('token_not_yet_valid', 'The token is not valid yet (nbf is in the future).')
+    case 'iat': return unauthorized('invalid_token', 'The token was issued in the future (iat).')
+    case 'aud': return unauthorized('invalid_audience', 'The token is not meant for this audience (aud).')
+    case 'iss': return unauthorized('invalid_issuer', 'The token comes from an issuer this service does not trust (iss).')
+    case 'exp': return unauthorized('invalid_token', 'The token must carry a numeric exp claim.')
+    default: return unauthorized('invalid_token', `The token's ${error.claim} claim is not valid.`)
+  }
+}
+
+function toProblem (error: unknown): ProblemError {
+  if (error instanceof ProblemError) return error
+  if (error instanceof JwksUnavailableError) return new JwksUnavailableProblem(describe(error))
+  if (error instanceof errors.JWTExpired) return unauthorized('token_expired', 'The token has expired.')
+  if (error instanceof errors.JWTClaimValidationFailed) return claimProblem(error)
   if (error instanceof errors.JWSSignatureVerificationFailed) return unauthorized('invalid_token', 'The token signature does not verify.')
   if (error instanceof errors.JOSEAlgNotAllowed) return unauthorized('invalid_token', 'The token is signed with an algorithm this service does not accept.')
   if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
     return unauthorized('invalid_token', 'No signing key matches the token (kid).')
   }
-  if (error instanceof errors.JOSEError) return unauthorized('invalid_token', 'The token is malformed.')
+  // Everything else jose can say about a token (and anything unforeseen) is about the token: it is not usable.
   return unauthorized('invalid_token', 'The token is malformed.')
 }

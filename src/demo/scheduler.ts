@@ -6,9 +6,13 @@ import type { Sql } from 'postgres'
 export interface DemoSchedulerOptions {
   intervalSeconds: number
   onError?: (error: unknown) => void
+  /** How many jobs a poll dispatches when it may; 0 to 2 at random unless given. */
+  jobsPerPoll?: () => number
 }
 
 interface ControlFields { status: string, paused_reason: string | null, circuit_breaker_state: string | null }
+
+const BASE_BATCH_SIZE = 5
 
 export class DemoScheduler {
   readonly instanceId = `scheduler-${randomBytes(4).toString('hex')}`
@@ -16,6 +20,7 @@ export class DemoScheduler {
   private pollCount = 0
   private dispatchCount = 0
   private errorCount = 0
+  /** Jobs dispatched by the last poll: they run until the next poll. */
   private inFlight = 0
   private timer: NodeJS.Timeout | undefined
   private running: Promise<void> | undefined
@@ -25,7 +30,11 @@ export class DemoScheduler {
   start (): void {
     if (this.timer !== undefined) return
     const tick = (): void => {
-      this.running = this.poll().catch((error: unknown) => { this.errorCount++; this.options.onError?.(error) })
+      // A poll slower than the interval is not overlapped by the next one: that tick is skipped.
+      if (this.running !== undefined) return
+      this.running = this.poll()
+        .catch((error: unknown) => { this.errorCount++; this.options.onError?.(error) })
+        .finally(() => { this.running = undefined })
     }
     tick()
     this.timer = setInterval(tick, this.options.intervalSeconds * 1000)
@@ -37,7 +46,7 @@ export class DemoScheduler {
     clearInterval(this.timer)
     this.timer = undefined
     await this.running
-    await this.poll({ stopping: true }).catch(() => {})
+    await this.poll({ stopping: true }).catch((error: unknown) => { this.options.onError?.(error) })
   }
 
   /** One poll: read the operator's control fields, decide, dispatch, write the row — all in one transaction. */
@@ -45,29 +54,43 @@ export class DemoScheduler {
     await this.sql.begin(async (tx) => {
       const [current] = await tx<ControlFields[]>`
         select status, paused_reason, circuit_breaker_state from public.eva_scheduler_heartbeat where id = 1 for update`
+      // An operator's pause: stopping or stopped with a reason. `running` with a reason is the breaker's note, not a pause.
       const paused = current !== undefined && current.status !== 'running' &&
         current.paused_reason !== null && current.paused_reason.trim() !== ''
       const breaker = current?.circuit_breaker_state ?? 'CLOSED'
-      // Work dispatched on the previous poll finishes now.
+      // The jobs of the previous poll are still running during this one; they are done by the next.
+      const draining = this.inFlight
       this.inFlight = 0
-      this.pollCount++
-      if (!paused && !options.stopping && breaker !== 'OPEN') {
-        const jobs = Math.floor(Math.random() * 3)
+      let jobs = 0
+      if (!paused && options.stopping !== true && breaker !== 'OPEN') {
+        jobs = Math.max(0, Math.floor(this.options.jobsPerPoll?.() ?? Math.random() * 3))
         this.dispatchCount += jobs
         this.inFlight = jobs
       }
-      const status = options.stopping === true ? 'stopped' : paused ? (this.inFlight > 0 ? 'stopping' : 'stopped') : 'running'
+      this.pollCount++
+      // Paused: `stopping` while earlier jobs drain, `stopped` once idle; the operator's reason is kept.
+      const status = options.stopping === true ? 'stopped' : paused ? (draining > 0 ? 'stopping' : 'stopped') : 'running'
       const pausedReason = paused ? current.paused_reason : (breaker === 'OPEN' ? 'circuit_breaker_open' : null)
       const now = new Date()
       const next = new Date(now.getTime() + this.options.intervalSeconds * 1000)
       const metadata = {
         observe_only: false,
-        build_provenance: { git_sha: 'demo', started_from: 'eva-heartbeat-api demo', node_version: process.version, env: 'development', stamped_at: new Date(this.startedAt).toISOString() },
-        registered_rounds: ['demo_round'],
+        build_provenance: {
+          git_sha: 'demo',
+          started_from: 'eva-heartbeat-api demo',
+          node_version: process.version,
+          env: 'development',
+          stamped_at: new Date(this.startedAt).toISOString()
+        },
+        metrics_write_failures: 0,
         round_execution_count: this.pollCount,
         round_error_count: this.errorCount,
+        registered_rounds: ['demo_round'],
+        dynamic_scaling: { enabled: false, current_batch_size: BASE_BATCH_SIZE, base_batch_size: BASE_BATCH_SIZE, last_queue_depth: jobs },
+        last_round_runs: { demo_round: now.getTime() },
         job_last_runs: { demo_job: now.getTime() }
       }
+      // The same upsert as the real scheduler: every column but id and started_at (set once, by the first insert).
       await tx`
         insert into public.eva_scheduler_heartbeat
           (id, instance_id, last_poll_at, next_poll_at, poll_count, dispatch_count, error_count,

@@ -4,20 +4,9 @@ import { createHash } from 'node:crypto'
 import type { HeartbeatRow } from './heartbeat.js'
 import type { Liveness } from './liveness.js'
 
-export interface HeartbeatJson {
-  id: number
-  instance_id: string
-  started_at: string
-  last_poll_at: string | null
-  next_poll_at: string | null
-  poll_count: number
-  dispatch_count: number
-  error_count: number
-  circuit_breaker_state: string | null
-  paused_reason: string | null
-  status: string
-  metadata: unknown
-  updated_at: string
+/** The row as JSON: every timestamp an ISO 8601 UTC string, everything else as stored. */
+export type HeartbeatJson = {
+  [K in keyof HeartbeatRow]: HeartbeatRow[K] extends Date ? string : HeartbeatRow[K] extends Date | null ? string | null : HeartbeatRow[K]
 }
 
 const iso = (date: Date | null): string | null => date === null ? null : date.toISOString()

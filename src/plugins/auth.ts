@@ -1,7 +1,7 @@
 // Bearer authentication and the policy mirror: `app.requireRole(action)` is the only gate routes use.
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { bearerToken, forbidden, TokenVerifier, unauthorized, type JwtSettings } from '../auth/jwt.js'
+import { bearerToken, forbidden, JwksUnavailableProblem, singleAuthorization, TokenVerifier, unauthorized, type JwtSettings } from '../auth/jwt.js'
 import { TokenCache } from '../auth/token-cache.js'
 import type { DbIdentity } from '../db/heartbeat.js'
 import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain/policies.js'
@@ -40,9 +40,13 @@ export default fp<{ jwt: JwtSettings }>(async (app, { jwt }) => {
   app.decorateRequest('principal', undefined)
 
   async function authenticate (request: FastifyRequest, action: TableAction): Promise<Principal> {
-    const token = bearerToken(request.headers.authorization)
+    const token = bearerToken(singleAuthorization(request.raw.rawHeaders))
     if (token === undefined) throw unauthorized('missing_token', 'This endpoint needs a bearer token (Authorization: Bearer <JWT>).', false)
-    const { claims, header, role } = await tokens.verify(token)
+    const { claims, header, role } = await tokens.verify(token).catch((error: unknown) => {
+      // The answer says only "try again shortly"; the operator needs to know why.
+      if (error instanceof JwksUnavailableProblem) request.log.warn({ jwks: error.reason }, 'JWKS unavailable')
+      throw error
+    })
     if (role === undefined) throw forbidden(`The token has no ${jwt.roleClaim} claim, so it may not ${action} the heartbeat.`)
     if (!isApiRole(role) || !mayPerform(role, action)) throw forbidden(`Role ${role} may not ${action} the heartbeat.`)
     const subject = typeof claims.sub === 'string' && claims.sub !== ''

@@ -3,35 +3,24 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isDatabaseUnavailable } from '../db/errors.js'
+import { whyNotWritable } from '../domain/patch.js'
 import { databaseUnavailable, ProblemError } from '../errors.js'
 
 type ValidationError = NonNullable<FastifyError['validation']>[number]
-
-/** Fields of the row that belong to the scheduler or the API, never to a PATCH body. */
-export const FIELD_OWNERS: Readonly<Record<string, string>> = Object.freeze({
-  id: 'is the fixed key of the single heartbeat row',
-  instance_id: 'is written by the scheduler',
-  started_at: 'is written by the scheduler',
-  last_poll_at: 'is written by the scheduler',
-  next_poll_at: 'is written by the scheduler',
-  poll_count: 'is written by the scheduler',
-  dispatch_count: 'is written by the scheduler',
-  error_count: 'is written by the scheduler',
-  metadata: 'is written by the scheduler',
-  updated_at: 'is set by the API on every accepted change'
-})
 
 function validationProblem (error: FastifyError): ProblemError {
   const first = error.validation?.[0] as ValidationError | undefined
   const where = error.validationContext ?? 'request'
   if (first?.keyword === 'additionalProperties') {
     const name = String((first.params as { additionalProperty?: unknown }).additionalProperty)
-    const why = FIELD_OWNERS[name] ?? 'is not a field of this request'
+    const why = whyNotWritable(name)
     return new ProblemError(400, 'unknown_field', 'Unknown field', `${where} property "${name}" may not be sent: it ${why}.`)
   }
   const path = first?.instancePath !== undefined && first.instancePath !== '' ? first.instancePath.slice(1).replace(/\//g, '.') : ''
   const subject = path === '' ? where : `${where} ${path}`
-  return new ProblemError(400, 'invalid_request', 'Invalid request', `${subject} ${first?.message ?? 'is not valid'}.`)
+  const allowed = first?.keyword === 'enum' ? (first.params as { allowedValues?: unknown }).allowedValues : undefined
+  const values = Array.isArray(allowed) ? `: ${allowed.map((value) => JSON.stringify(value)).join(', ')}` : ''
+  return new ProblemError(400, 'invalid_request', 'Invalid request', `${subject} ${first?.message ?? 'is not valid'}${values}.`)
 }
 
 function clientProblem (error: FastifyError): ProblemError {
@@ -44,7 +33,8 @@ function clientProblem (error: FastifyError): ProblemError {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new ProblemError(400, 'malformed_json', 'Malformed JSON', 'The body is empty; send a JSON object.')
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new ProblemError(400, 'malformed_json', 'Malformed JSON', 'The body is not valid JSON.')
+      // The parser also refuses prototype-poisoning keys (__proto__, constructor.prototype) and says no more than this.
+      return new ProblemError(400, 'malformed_json', 'Malformed JSON', 'The body is not valid JSON, or it holds a __proto__ or constructor.prototype key.')
     default:
       if (error instanceof SyntaxError || error.code === undefined) {
         return new ProblemError(400, 'malformed_json', 'Malformed JSON', 'The body is not valid JSON.')
@@ -69,8 +59,9 @@ export default fp(async (app) => {
   app.setErrorHandler(async (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const problem = toProblemError(error)
     if (problem !== undefined) {
-      // Refusals are routine: logged quietly, and never with the request's headers (they hold the token).
-      request.log[problem.status >= 500 ? 'warn' : 'info']({ code: problem.code, status: problem.status }, problem.detail)
+      // Refusals are routine: logged below the audit lines (info), and never with the request's headers (they hold the
+      // token); `who` is the verified subject when authentication got that far.
+      request.log[problem.status >= 500 ? 'warn' : 'debug']({ code: problem.code, status: problem.status, who: request.principal?.subject }, problem.detail)
       return await sendProblem(reply, problem)
     }
     request.log.error({ err: error }, 'unhandled error')

@@ -7,6 +7,7 @@ export const API_VERSION = '1.0.0'
 
 export default fp(async (app) => {
   await app.register(swagger, {
+    exposeHeadRoutes: true,
     openapi: {
       openapi: '3.1.0',
       info: {
@@ -17,7 +18,8 @@ export default fp(async (app) => {
       },
       tags: [
         { name: 'heartbeat', description: 'The heartbeat row and its verdict' },
-        { name: 'health', description: 'This API\'s own health' }
+        { name: 'health', description: 'This API\'s own health' },
+        { name: 'operations', description: 'Prometheus metrics' }
       ],
       components: {
         securitySchemes: {

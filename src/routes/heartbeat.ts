@@ -6,7 +6,7 @@ import { deriveLiveness, livenessHttpStatus, type GraceSettings, type Liveness }
 import { entityTag, heartbeatJson, noneMatch, type HeartbeatJson } from '../domain/representation.js'
 import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../errors.js'
 import { SERVICE_READER } from '../plugins/auth.js'
-import { GraceQuery, HeartbeatResponseSchema, LivenessSchema, problem } from '../schemas.js'
+import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, ProblemSchema } from '../schemas.js'
 
 export interface HeartbeatRoutesOptions {
   grace: { graceSeconds: number, graceFactor: number }
@@ -69,13 +69,13 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
       security: BEARER,
       querystring: GraceQuery,
       response: {
-        200: Type.Ref(HeartbeatResponseSchema),
-        304: Type.Null({ description: 'Not modified: the ETag in If-None-Match is current' }),
+        200: heartbeatResponse('The row and its verdict'),
+        304: { description: 'Not modified: the ETag in If-None-Match is current', headers: { ETag: HEADERS.etag }, type: 'null' },
         400: problem('A query parameter is not valid'),
-        401: problem('No token, or one that does not verify'),
-        403: problem('The token\'s role may not read the heartbeat'),
+        401: problem('No token, or one that does not verify', 401),
+        403: problem('The token\'s role may not read the heartbeat', 403),
         404: problem('The table has no heartbeat row'),
-        503: problem('The database is unavailable')
+        503: problem('The database or the signing keys (JWKS_URL) are unavailable', 503)
       }
     },
     preValidation: refuseLooseGrace,
@@ -100,10 +100,17 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
       ...(options.livenessPublic ? {} : { security: BEARER }),
       querystring: GraceQuery,
       response: {
-        200: { description: 'pass or warn', content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } } },
+        200: { description: 'pass or warn', headers: { 'Cache-Control': HEADERS.noStore }, content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } } },
         400: problem('A query parameter is not valid'),
-        ...(options.livenessPublic ? {} : { 401: problem('No token, or one that does not verify'), 403: problem('The token\'s role may not read the heartbeat') }),
-        503: { description: 'fail (or warn with strict=true)', content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } } }
+        ...(options.livenessPublic ? {} : { 401: problem('No token, or one that does not verify', 401), 403: problem('The token\'s role may not read the heartbeat', 403) }),
+        503: {
+          description: 'fail (or warn with strict=true)' + (options.livenessPublic ? '' : '; or, as problem+json, the signing keys (JWKS_URL) could not be fetched to check the token'),
+          headers: { 'Cache-Control': HEADERS.noStore, 'Retry-After': HEADERS.retryAfter },
+          content: {
+            [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) },
+            ...(options.livenessPublic ? {} : { 'application/problem+json': { schema: Type.Ref(ProblemSchema) } })
+          }
+        }
       }
     },
     preValidation: refuseLooseGrace,

@@ -1,6 +1,6 @@
 import { generateKeyPair, SignJWT, type JWTPayload } from 'jose'
 import t from 'tap'
-import { bearerToken, claimAt, MAX_TOKEN_BYTES, TokenVerifier, type JwtSettings } from '../../src/auth/jwt.js'
+import { bearerToken, claimAt, MAX_TOKEN_BYTES, singleAuthorization, TokenVerifier, type JwtSettings } from '../../src/auth/jwt.js'
 import { ProblemError } from '../../src/errors.js'
 
 const SECRET = 'unit-test-secret-for-the-token-verifier-0123'
@@ -260,4 +260,15 @@ t.test('verify', async (t) => {
     t.notOk(JSON.stringify(problem.toProblem()).includes(expired))
     t.notOk(Object.values(problem.headers).join('\n').includes(expired))
   })
+})
+
+t.test('singleAuthorization', async (t) => {
+  t.equal(singleAuthorization([]), undefined, 'no header')
+  t.equal(singleAuthorization(['Host', 'x', 'Authorization', 'Bearer a']), 'Bearer a', 'one header')
+  t.equal(singleAuthorization(['authorization', 'Bearer a', 'accept', '*/*']), 'Bearer a', 'the name in any case')
+  for (const raw of [['Authorization', 'Bearer a', 'authorization', 'Bearer b'], ['AUTHORIZATION', 'Bearer a', 'Authorization', '']]) {
+    const problem = await problemFrom(() => singleAuthorization(raw))
+    t.equal(problem.status, 401)
+    t.equal(problem.code, 'invalid_token')
+  }
 })

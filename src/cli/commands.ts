@@ -1,0 +1,209 @@
+// The ops CLI's commands. `runCli` takes the arguments and environment and writes through `io`, so it runs the
+// same under the `eva-heartbeat` bin and in tests; it talks to the HTTP API only, never to the database.
+import { parseArgs } from 'node:util'
+import type { BreakerState } from '../domain/heartbeat.js'
+import { breakerBody, pauseBody, RESUME_BODY, type HeartbeatPatch } from '../domain/patch.js'
+import { ApiClient, CliError, describeFailure, EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage, type ApiAnswer } from './client.js'
+import { checkResult, formatChange, formatStatus, isHeartbeatAnswer, isLiveness, unknownResult, type CheckResult } from './format.js'
+
+export const DEFAULT_URL = 'http://127.0.0.1:3000'
+
+export const USAGE = `usage: eva-heartbeat <command> [options]
+
+commands:
+  status                         the verdict and the row (needs a token)
+  check                          one line for monitoring; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
+  pause --reason TEXT            ask the scheduler to pause: status stopping with the reason (service_role)
+  resume                         status running, reason cleared (service_role)
+  breaker open|close|half-open   set circuit_breaker_state (service_role)
+  token --role ROLE [--ttl SECONDS] [--sub SUBJECT]
+                                 a token signed with JWT_SECRET, or the embedded default's development secret
+
+options:
+  --url URL          the API (default $EVA_HEARTBEAT_URL, else ${DEFAULT_URL})
+  --token JWT        bearer token (default $EVA_HEARTBEAT_TOKEN)
+  --if-match ETAG    pause/resume/breaker: change only while the heartbeat is as last read (412 otherwise)
+  --grace SECONDS    status/check: the grace for this verdict instead of the server's rule
+  --json             print the API's JSON answer instead of text
+  --timeout SECONDS  give up waiting for the API after this long (default 10)
+  -h, --help         this text
+
+Other commands exit 0 on success, 1 when the API refused or could not be reached, 2 on a usage error;
+errors are one line on stderr.`
+
+export interface CliIo {
+  stdout: (text: string) => void
+  stderr: (text: string) => void
+}
+
+type Env = Record<string, string | undefined>
+
+const OPTIONS = {
+  url: { type: 'string' },
+  token: { type: 'string' },
+  'if-match': { type: 'string' },
+  grace: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  timeout: { type: 'string' },
+  reason: { type: 'string' },
+  role: { type: 'string' },
+  ttl: { type: 'string' },
+  sub: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false }
+} as const
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPositionals: true, strict: true }>>['values']
+
+/** Which options each command takes; anything else is a usage error rather than silently ignored. */
+const ACCEPTS: Record<string, ReadonlyArray<keyof typeof OPTIONS>> = {
+  status: ['url', 'token', 'grace', 'json', 'timeout'],
+  check: ['url', 'token', 'grace', 'json', 'timeout'],
+  pause: ['url', 'token', 'if-match', 'json', 'timeout', 'reason'],
+  resume: ['url', 'token', 'if-match', 'json', 'timeout'],
+  breaker: ['url', 'token', 'if-match', 'json', 'timeout'],
+  token: ['role', 'ttl', 'sub', 'json']
+}
+
+const BREAKER_ARGS: Readonly<Record<string, BreakerState>> = { open: 'OPEN', close: 'CLOSED', closed: 'CLOSED', 'half-open': 'HALF_OPEN' }
+
+function positiveSeconds (name: string, text: string | undefined, fallback: number, { zero = false, max = Infinity } = {}): number {
+  if (text === undefined) return fallback
+  const value = Number(text)
+  if (text.trim() === '' || !Number.isFinite(value) || value < 0 || (!zero && value === 0) || value > max) {
+    throw usage(`--${name} must be a number of seconds${zero ? ' from 0' : ' above 0'}${Number.isFinite(max) ? ` to ${max}` : ''} (got ${JSON.stringify(text)})`)
+  }
+  return value
+}
+
+function clientFor (values: Values, env: Env): ApiClient {
+  const token = values.token ?? env.EVA_HEARTBEAT_TOKEN
+  return new ApiClient({
+    url: values.url ?? env.EVA_HEARTBEAT_URL ?? DEFAULT_URL,
+    token: token === undefined || token.trim() === '' ? undefined : token.trim(),
+    timeoutMs: positiveSeconds('timeout', values.timeout, 10) * 1000
+  })
+}
+
+function requireToken (client: ApiClient, command: string, role: string): void {
+  if (!client.hasToken) {
+    throw usage(`${command} needs a ${role} token: --token or EVA_HEARTBEAT_TOKEN (eva-heartbeat token --role ${role} mints one for the embedded default)`)
+  }
+}
+
+function graceQuery (values: Values): Record<string, string> {
+  return values.grace === undefined ? {} : { grace: String(positiveSeconds('grace', values.grace, 0, { zero: true, max: 86400 })) }
+}
+
+const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n'
+
+async function status (values: Values, env: Env, io: CliIo): Promise<number> {
+  const client = clientFor(values, env)
+  requireToken(client, 'status', 'authenticated or service_role')
+  const answer = await client.request('GET', 'heartbeat', { query: graceQuery(values) })
+  if (answer.status !== 200 || !isHeartbeatAnswer(answer.json)) throw new CliError(describeFailure(answer))
+  io.stdout(values.json ? json(answer.json) : formatStatus(answer.json, answer.headers.get('etag')))
+  return EXIT_OK
+}
+
+/** Nagios semantics: every failure to learn the verdict is UNKNOWN (3), printed on stdout where agents read it. */
+async function check (values: Values, env: Env, io: CliIo): Promise<number> {
+  let result: CheckResult
+  let liveness: unknown
+  try {
+    const client = clientFor(values, env)
+    const answer: ApiAnswer = await client.request('GET', 'heartbeat/liveness', { query: graceQuery(values) })
+    liveness = answer.json
+    result = (answer.status === 200 || answer.status === 503) && isLiveness(answer.json)
+      ? checkResult(answer.json)
+      : unknownResult(describeFailure(answer))
+  } catch (error) {
+    if (error instanceof CliError && error.exitCode === EXIT_USAGE) throw error
+    result = unknownResult(error instanceof Error ? error.message : String(error))
+  }
+  io.stdout(values.json
+    ? json({ exit_code: result.code, label: result.label, summary: result.line, liveness: isLiveness(liveness) ? liveness : null })
+    : result.line + '\n')
+  return result.code
+}
+
+async function change (command: string, what: string, body: HeartbeatPatch, values: Values, env: Env, io: CliIo): Promise<number> {
+  const client = clientFor(values, env)
+  requireToken(client, command, 'service_role')
+  const headers = values['if-match'] === undefined ? undefined : { 'if-match': values['if-match'] }
+  const answer = await client.request('PATCH', 'heartbeat', { body, ...(headers !== undefined ? { headers } : {}) })
+  if (answer.status !== 200 || !isHeartbeatAnswer(answer.json)) throw new CliError(describeFailure(answer))
+  io.stdout(values.json ? json(answer.json) : formatChange(what, answer.json))
+  return EXIT_OK
+}
+
+async function token (values: Values, env: Env, io: CliIo): Promise<number> {
+  const role = values.role
+  if (role === undefined || role.trim() === '') throw usage('--role is required (authenticated or service_role)')
+  const ttl = positiveSeconds('ttl', values.ttl ?? '3600', 3600)
+  if (!Number.isInteger(ttl)) throw usage('--ttl must be a whole number of seconds above 0')
+  // Loaded here only: the other commands (check runs from cron every minute) start faster without them.
+  const [{ SignJWT }, { loadConfig }, { readDevSecret }] = await Promise.all([import('jose'), import('../config.js'), import('../dev-secret.js')])
+  const config = loadConfig(env)
+  const secret = config.jwt.secret ?? await readDevSecret(config.dataDir)
+  if (secret === undefined) throw new CliError(`no JWT_SECRET and no development secret in ${config.dataDir}: run npm start once first`)
+  let jwt = new SignJWT({ role, ...(config.jwt.audience !== undefined ? { aud: config.jwt.audience } : {}) })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuedAt()
+    .setExpirationTime(`${ttl}s`)
+    .setSubject(values.sub ?? `cli:${role}`)
+  if (config.jwt.issuer !== undefined) jwt = jwt.setIssuer(config.jwt.issuer)
+  const signed = await jwt.sign(new TextEncoder().encode(secret))
+  io.stdout(values.json ? json({ token: signed }) : signed + '\n')
+  return EXIT_OK
+}
+
+async function dispatch (argv: readonly string[], env: Env, io: CliIo): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true })
+  } catch (error) {
+    throw usage(error instanceof Error ? error.message.split('\n')[0] ?? 'bad arguments' : 'bad arguments')
+  }
+  const { values, positionals } = parsed
+  const [command, ...rest] = positionals
+  if (values.help || command === 'help') {
+    io.stdout(USAGE + '\n')
+    return EXIT_OK
+  }
+  if (command === undefined) throw usage('a command is required')
+  const accepted = ACCEPTS[command]
+  if (accepted === undefined) throw usage(`unknown command ${JSON.stringify(command)}`)
+  const given = (Object.keys(values) as Array<keyof typeof OPTIONS>)
+    .filter((name) => values[name] !== undefined && values[name] !== false && name !== 'help')
+  const stray = given.find((name) => !accepted.includes(name))
+  if (stray !== undefined) throw usage(`${command} does not take --${stray}`)
+  if (command !== 'breaker' && rest.length > 0) throw usage(`${command} takes no argument ${JSON.stringify(rest[0])}`)
+
+  switch (command) {
+    case 'status': return await status(values, env, io)
+    case 'check': return await check(values, env, io)
+    case 'pause': {
+      const reason = values.reason
+      if (reason === undefined || reason.trim() === '') throw usage('pause needs --reason TEXT (1 to 500 characters): it is what the verdict and the row show')
+      return await change(command, 'paused', pauseBody(reason), values, env, io)
+    }
+    case 'resume': return await change(command, 'resumed', RESUME_BODY, values, env, io)
+    case 'breaker': {
+      const state = rest.length === 1 ? BREAKER_ARGS[(rest[0] ?? '').toLowerCase()] : undefined
+      if (state === undefined) throw usage('breaker takes one of open, close, half-open')
+      return await change(command, `breaker ${state}`, breakerBody(state), values, env, io)
+    }
+    default: return await token(values, env, io)
+  }
+}
+
+/** Runs one command; returns the exit code. Failures are one line on stderr (check prints its UNKNOWN on stdout). */
+export async function runCli (argv: readonly string[], env: Env, io: CliIo): Promise<number> {
+  try {
+    return await dispatch(argv, env, io)
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error)
+    io.stderr(`eva-heartbeat: ${message.replace(/\s*\n\s*/g, ' ')}\n`)
+    return error instanceof CliError ? error.exitCode : EXIT_FAILED
+  }
+}

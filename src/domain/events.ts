@@ -1,0 +1,35 @@
+// The heartbeat event stream's events and their Server-Sent Events framing (WHATWG HTML §9.2). Pure: the hub in
+// src/events/ decides when to send them.
+import type { HeartbeatReading, Liveness } from './liveness.js'
+import { entityTag, heartbeatJson, type HeartbeatJson } from './representation.js'
+
+export const HEARTBEAT_EVENT = 'heartbeat'
+
+export interface HeartbeatEvent {
+  /**
+   * Identifies the row and the verdict, not the moment: the ETag's opaque part when there is a row (so it matches
+   * GET /heartbeat's ETag), else `missing` or `unknown`. Stable across reconnects and API restarts, so a client's
+   * Last-Event-ID means "I have seen this state".
+   */
+  id: string
+  /** The same JSON as GET /heartbeat; `heartbeat` is null when there is no row or the database was unreachable. */
+  data: { heartbeat: HeartbeatJson | null, liveness: Liveness }
+}
+
+export function heartbeatEvent (reading: HeartbeatReading, liveness: Liveness): HeartbeatEvent {
+  if (!reading.reachable) return { id: 'unknown', data: { heartbeat: null, liveness } }
+  if (reading.row === null) return { id: 'missing', data: { heartbeat: null, liveness } }
+  const heartbeat = heartbeatJson(reading.row)
+  return { id: entityTag(heartbeat, liveness).slice(1, -1), data: { heartbeat, liveness } }
+}
+
+/** One `heartbeat` event. JSON.stringify never emits a line break, so `data` is a single line. */
+export function formatEvent (event: HeartbeatEvent): string {
+  return `id: ${event.id}\nevent: ${HEARTBEAT_EVENT}\ndata: ${JSON.stringify(event.data)}\n\n`
+}
+
+/** Tells the client how long to wait before reconnecting; dispatches no event. */
+export const formatRetry = (ms: number): string => `retry: ${Math.round(ms)}\n\n`
+
+/** A comment line: ignored by clients, it keeps proxies and idle-socket timeouts from closing a quiet stream. */
+export const KEEP_ALIVE = ': keep-alive\n\n'

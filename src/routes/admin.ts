@@ -1,0 +1,151 @@
+// PATCH /heartbeat: the operator's write path (pause, resume, trip or reset the breaker). Role service_role only;
+// the database's own policies decide again, and every accepted change leaves one audit line.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
+import { UpdateRefusedError, type HeartbeatChange, type LockedHeartbeat } from '../db/heartbeat.js'
+import { BREAKER_STATES, SCHEDULER_STATUSES, type BreakerState, type SchedulerStatus } from '../domain/heartbeat.js'
+import { deriveLiveness, type GraceSettings } from '../domain/liveness.js'
+import { breakerBody, describeChanges, normalisePatch, PAUSED_REASON_MAX_CHARS, pauseBody, RESUME_BODY, type HeartbeatPatch } from '../domain/patch.js'
+import { entityTag, heartbeatJson, ifMatch } from '../domain/representation.js'
+import { heartbeatNotFound, ProblemError } from '../errors.js'
+import type { Principal } from '../plugins/auth.js'
+import { HeartbeatResponseSchema, problem } from '../schemas.js'
+
+export interface AdminRoutesOptions {
+  grace: { graceSeconds: number, graceFactor: number }
+}
+
+/** The contract's cap for a PATCH body. */
+export const PATCH_BODY_LIMIT_BYTES = 16 * 1024
+export const PATCH_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'] as const
+const ACCEPT_PATCH = PATCH_MEDIA_TYPES.join(', ')
+const BEARER = [{ bearerAuth: [] }]
+
+export const HeartbeatPatchSchema = Type.Object({
+  status: Type.Optional(Type.Unsafe<SchedulerStatus>({
+    type: 'string',
+    enum: [...SCHEDULER_STATUSES],
+    description: 'running to resume; stopping to ask the scheduler to stop (with a paused_reason: a pause); stopped'
+  })),
+  paused_reason: Type.Optional(Type.Union([
+    Type.String({ description: `1 to ${PAUSED_REASON_MAX_CHARS} characters after trimming; stored trimmed` }),
+    Type.Null({ description: 'clears the reason (resume)' })
+  ], { description: `Why the scheduler is paused: 1 to ${PAUSED_REASON_MAX_CHARS} characters after trimming leading and trailing white space (stored trimmed), or null` })),
+  circuit_breaker_state: Type.Optional(Type.Unsafe<BreakerState>({
+    type: 'string',
+    enum: [...BREAKER_STATES],
+    description: 'OPEN trips the breaker, CLOSED resets it, HALF_OPEN lets a trial through'
+  }))
+}, {
+  additionalProperties: false,
+  minProperties: 1,
+  description: 'At least one of the operator\'s fields; any other property is refused with a 400 that names it and its owner.',
+  'x-examples': {
+    pause: { summary: 'Pause the scheduler', value: pauseBody('deploy') },
+    resume: { summary: 'Resume the scheduler', value: RESUME_BODY },
+    breaker: { summary: 'Trip the circuit breaker', value: breakerBody('OPEN') }
+  }
+})
+
+/** Only JSON bodies: Fastify would otherwise parse text/plain too and the schema would answer 400, not 415. */
+async function requireJsonBody (request: FastifyRequest): Promise<void> {
+  const given = request.headers['content-type']
+  const essence = (given ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+  if (!(PATCH_MEDIA_TYPES as readonly string[]).includes(essence)) {
+    const got = given === undefined ? 'no Content-Type' : `Content-Type ${JSON.stringify(given.slice(0, 100))}`
+    throw new ProblemError(415, 'unsupported_media_type', 'Unsupported media type',
+      `Send the body as application/json or application/merge-patch+json (got ${got}).`, { 'accept-patch': ACCEPT_PATCH })
+  }
+}
+
+function principalOf (request: FastifyRequest): Principal {
+  if (request.principal === undefined) throw new Error('PATCH /heartbeat ran without an authenticated principal')
+  return request.principal
+}
+
+const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, options) => {
+  const grace: GraceSettings = options.grace
+  /** The ETag GET /heartbeat (without ?grace=) gives for this reading. */
+  const tagOf = ({ row, now }: LockedHeartbeat): string =>
+    entityTag(heartbeatJson(row), deriveLiveness({ reachable: true, row, now }, grace).liveness)
+
+  // Scoped to this plugin: merge-patch bodies are JSON, parsed by Fastify's own parser (which refuses __proto__
+  // and constructor.prototype keys).
+  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+
+  app.patch('/heartbeat', {
+    bodyLimit: PATCH_BODY_LIMIT_BYTES,
+    schema: {
+      summary: 'Pause, resume, trip or reset the breaker',
+      description: 'Role `service_role`. Writes only `status`, `paused_reason` and `circuit_breaker_state`, with `updated_at = now()`, ' +
+        'in one transaction; answers like GET /heartbeat with the new ETag. `If-Match` (an ETag from GET /heartbeat) makes the change ' +
+        'conditional: 412 when the row or its verdict has changed since. Pause: `{"status":"stopping","paused_reason":"deploy"}`; ' +
+        'resume: `{"status":"running","paused_reason":null}`.',
+      tags: ['heartbeat'],
+      security: BEARER,
+      consumes: [...PATCH_MEDIA_TYPES],
+      headers: Type.Object({
+        'if-match': Type.Optional(Type.String({ description: 'An ETag from GET /heartbeat; the change happens only while it is current' }))
+      }),
+      body: HeartbeatPatchSchema,
+      response: {
+        200: Type.Ref(HeartbeatResponseSchema),
+        400: problem('The body is not valid JSON, names a field that may not be written, or has a value that is not allowed'),
+        401: problem('No token, or one that does not verify', 401),
+        403: problem('The token\'s role may not change the heartbeat, or the database\'s policies refused the change', 403),
+        404: problem('The table has no heartbeat row'),
+        412: problem('If-Match does not match the current ETag: the row (or its verdict) changed; read it again'),
+        413: problem('The body is larger than 16 KiB'),
+        415: problem('The body is not application/json or application/merge-patch+json'),
+        503: problem('The database or the signing keys (JWKS_URL) are unavailable', 503)
+      }
+    },
+    // Authentication first, before the body is read: a caller without the role learns nothing about the body rules.
+    onRequest: [app.requireRole('update'), requireJsonBody]
+  }, async (request, reply) => {
+    const principal = principalOf(request)
+    const normalised = normalisePatch(request.body as HeartbeatPatch)
+    if (!normalised.ok) throw new ProblemError(400, 'invalid_request', 'Invalid request', normalised.detail)
+
+    const condition = request.headers['if-match']
+    let change: HeartbeatChange | null
+    try {
+      change = await app.store.update(principal, normalised.changes, (current) => {
+        const etag = tagOf(current)
+        if (!ifMatch(condition, etag)) {
+          throw new ProblemError(412, 'precondition_failed', 'Precondition failed',
+            'If-Match does not match the current ETag: the heartbeat (or its verdict) has changed since it was read; read it again.', { etag })
+        }
+      })
+    } catch (error) {
+      if (!(error instanceof UpdateRefusedError)) throw error
+      // The API's policy mirror allowed what the database refused: worth an operator's attention (/readyz shows drift).
+      request.log.warn({ who: principal.subject, role: principal.role, reason: error.message }, 'heartbeat change refused by the database')
+      throw new ProblemError(403, 'update_refused', 'Forbidden',
+        `The database refused to let role ${principal.role} change the heartbeat row; it is unchanged.`)
+    }
+    if (change === null) throw heartbeatNotFound()
+
+    request.log.info({
+      audit: {
+        who: principal.subject,
+        role: principal.role,
+        ip: request.ip,
+        changes: describeChanges(change.before, change.after, normalised.changes)
+      }
+    }, 'heartbeat changed')
+
+    const reading = { reachable: true as const, row: change.after, now: change.now }
+    const { liveness } = deriveLiveness(reading, grace)
+    const heartbeat = heartbeatJson(change.after)
+    void reply.headers({
+      etag: entityTag(heartbeat, liveness),
+      'last-modified': change.after.updated_at.toUTCString(),
+      'cache-control': 'no-cache'
+    })
+    return { heartbeat, liveness }
+  })
+}
+
+export default adminRoutes

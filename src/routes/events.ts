@@ -1,0 +1,79 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { formatRetry, HEARTBEAT_EVENT } from '../domain/events.js'
+import type { EventSink } from '../events/hub.js'
+import { problem } from '../schemas.js'
+
+export interface EventsRoutesOptions {
+  /** The reconnection delay sent to clients in the `retry:` field. */
+  retryMs: number
+}
+
+/** A client that lets this much pile up unread is gone in all but name: drop it rather than buffer without end. */
+const MAX_BUFFERED_BYTES = 1024 * 1024
+
+const STREAM_DESCRIPTION = [
+  'Server-Sent Events. Each `heartbeat` event carries `id:` (the ETag\'s opaque part when there is a row, else `missing` or `unknown`)',
+  'and `data:` (the same JSON object as GET /heartbeat; `heartbeat` is null when there is no row or the database is unreachable).',
+  'The stream starts with `retry:`, then the current state (unless `Last-Event-ID` is its id), then one event whenever the row or',
+  'the verdict changes, and a `: keep-alive` comment line between events.'
+].join(' ')
+
+const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app, { retryMs }) => {
+  app.get('/heartbeat/events', {
+    schema: {
+      summary: 'A live stream of the heartbeat: one event per change of the row or the verdict',
+      description: 'Roles `authenticated` and `service_role`. However many clients are connected, the service reads the row once ' +
+        'per EVENTS_INTERVAL_MS for all of them, and only while at least one is connected. The verdict uses the configured grace.',
+      tags: ['heartbeat'],
+      security: [{ bearerAuth: [] }],
+      headers: Type.Object({
+        'last-event-id': Type.Optional(Type.String({ maxLength: 200, description: 'The id of the last event the client has: no initial event is sent when it is still current' }))
+      }),
+      response: {
+        200: { description: STREAM_DESCRIPTION, content: { 'text/event-stream': { schema: Type.String({ description: `A stream of \`${HEARTBEAT_EVENT}\` events` }) } } },
+        400: problem('A header is not valid'),
+        401: problem('No token, or one that does not verify', 401),
+        403: problem('The token\'s role may not read the heartbeat', 403),
+        503: problem('The signing keys (JWKS_URL) could not be fetched to check the token', 503)
+      }
+    },
+    config: { stream: true },
+    preHandler: app.requireRole('select')
+  }, async (request, reply) => {
+    reply.hijack()
+    const res = reply.raw
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      // Nginx and friends would otherwise hold events back to fill a buffer.
+      'x-accel-buffering': 'no',
+      // A stream is never reused for another request; closing the socket when it ends lets shutdown finish at once.
+      connection: 'close'
+    })
+    app.metrics.observeRequest(request.method, request.routeOptions.url, 200, undefined)
+    if (request.method === 'HEAD') {
+      res.end()
+      return reply
+    }
+    res.write(formatRetry(retryMs))
+    const sink: EventSink = {
+      write: (frame) => {
+        if (res.destroyed || res.writableEnded) return
+        if (res.writableLength > MAX_BUFFERED_BYTES) {
+          res.destroy()
+          return
+        }
+        res.write(frame)
+      },
+      end: () => { if (!res.writableEnded) res.end() }
+    }
+    const unsubscribe = app.events.subscribe(sink, request.headers['last-event-id'])
+    // The response's 'close' fires when the client goes away or the stream is ended, whichever comes first.
+    res.on('close', unsubscribe)
+    if (request.raw.socket.destroyed) unsubscribe()
+    return reply
+  })
+}
+
+export default eventsRoutes

@@ -1,0 +1,160 @@
+// deploy/prometheus/ proven with the real tools: promtool checks the rules, runs their unit tests and lints real
+// scrapes of /metrics; a real Prometheus server, configured from prometheus.yml, scrapes the running app with a
+// bearer token file and probes liveness through a real blackbox_exporter.
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { parse, stringify } from 'yaml'
+import { deleteRow, startTestApp, token, writeRow } from '../helpers/app.js'
+import { findTool, needs, run, startDaemon } from '../helpers/tools.js'
+import { eventually } from '../helpers/wait.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const PROMETHEUS_DIR = path.join(ROOT, 'deploy/prometheus')
+const BLACKBOX_CONFIG = path.join(ROOT, 'deploy/blackbox/blackbox.yml')
+
+const promtool = findTool('promtool')
+const prometheus = findTool('prometheus')
+const blackbox = findTool('prometheus-blackbox-exporter', 'blackbox_exporter')
+
+const { app, db } = await startTestApp(t)
+const address = await app.listen({ host: '127.0.0.1', port: 0 })
+const hostPort = new URL(address).host
+const authorization = `Bearer ${await token({ role: 'authenticated', sub: 'prometheus' })}`
+
+const work = await mkdtemp(path.join(tmpdir(), 'eva-prometheus-'))
+t.teardown(async () => { await rm(work, { recursive: true, force: true }) })
+
+t.test('promtool check rules: alerts.yml', needs(promtool, 'promtool', 'prometheus'), async (t) => {
+  const result = run(promtool as string, ['check', 'rules', path.join(PROMETHEUS_DIR, 'alerts.yml')])
+  t.equal(result.status, 0, 'exits 0', { output: result.stdout + result.stderr })
+  t.match(result.stdout, /SUCCESS: \d+ rules found/)
+})
+
+t.test('promtool test rules: alerts.test.yml', needs(promtool, 'promtool', 'prometheus'), async (t) => {
+  const result = run(promtool as string, ['test', 'rules', path.join(PROMETHEUS_DIR, 'alerts.test.yml')])
+  t.equal(result.status, 0, 'exits 0', { output: result.stdout + result.stderr })
+  t.match(result.stdout, /SUCCESS/)
+})
+
+t.test('promtool check metrics accepts real scrapes of /metrics', needs(promtool, 'promtool', 'prometheus'), async (t) => {
+  const scrapes: Array<[string, () => Promise<void>]> = [
+    ['alive', async () => { await writeRow(db.admin) }],
+    ['stale, breaker half-open', async () => { await writeRow(db.admin, { lastPollAgo: 400, nextPollIn: -340, circuit_breaker_state: 'HALF_OPEN' }) }],
+    ['no row', async () => { await deleteRow(db.admin) }]
+  ]
+  for (const [label, setup] of scrapes) {
+    await setup()
+    await app.inject({ url: '/heartbeat/liveness' })
+    const res = await fetch(`${address}/metrics`, { headers: { authorization } })
+    t.equal(res.status, 200)
+    const body = await res.text()
+    const result = run(promtool as string, ['check', 'metrics'], body)
+    t.equal(result.status, 0, `${label}: exits 0`, { output: result.stdout + result.stderr })
+    t.equal((result.stdout + result.stderr).trim(), '', `${label}: no lint findings`)
+  }
+})
+
+/** prometheus.yml with the example's addresses and token path replaced by the test's own. */
+async function configForTest (blackboxHost: string | undefined): Promise<string> {
+  const config = parse(await readFile(path.join(PROMETHEUS_DIR, 'prometheus.yml'), 'utf8')) as {
+    global: Record<string, string>
+    scrape_configs: Array<{
+      job_name: string
+      authorization?: { credentials_file: string }
+      static_configs: Array<{ targets: string[] }>
+      relabel_configs?: Array<{ target_label?: string, replacement?: string }>
+    }>
+  }
+  const tokenFile = path.join(work, 'eva-heartbeat-api.token')
+  await writeFile(tokenFile, authorization.slice('Bearer '.length) + '\n', { mode: 0o600 })
+  await copyFile(path.join(PROMETHEUS_DIR, 'alerts.yml'), path.join(work, 'alerts.yml'))
+  config.global.scrape_interval = '1s'
+  config.global.evaluation_interval = '1s'
+  const api = config.scrape_configs.find((job) => job.job_name === 'eva-heartbeat-api')
+  const probe = config.scrape_configs.find((job) => job.job_name === 'eva-heartbeat-liveness')
+  if (api?.authorization === undefined || probe?.relabel_configs === undefined) throw new Error('prometheus.yml lost a job')
+  api.authorization.credentials_file = tokenFile
+  api.static_configs = [{ targets: [hostPort] }]
+  probe.static_configs = [{ targets: [`${address}/heartbeat/liveness`] }]
+  const toExporter = probe.relabel_configs.find((rule) => rule.target_label === '__address__')
+  if (toExporter === undefined) throw new Error('prometheus.yml lost the blackbox relabelling')
+  if (blackboxHost === undefined) config.scrape_configs = [api]
+  else toExporter.replacement = blackboxHost
+  const file = path.join(work, 'prometheus.yml')
+  await writeFile(file, stringify(config))
+  return file
+}
+
+t.test('promtool check config: prometheus.yml', needs(promtool, 'promtool', 'prometheus'), async (t) => {
+  const file = await configForTest('127.0.0.1:9115')
+  const result = run(promtool as string, ['check', 'config', file])
+  t.equal(result.status, 0, 'exits 0', { output: result.stdout + result.stderr })
+  t.match(result.stdout, /SUCCESS/)
+})
+
+interface QueryAnswer { status: string, data: { result: Array<{ metric: Record<string, string>, value: [number, string] }> } }
+
+t.test('a real Prometheus scrapes the app with the token file, probes liveness via blackbox_exporter, loads the rules',
+  needs(prometheus, 'prometheus', 'prometheus'), async (t) => {
+    await writeRow(db.admin, { lastPollAgo: 1, nextPollIn: 300, error_count: 3 })
+    const exporter = blackbox === undefined
+      ? undefined
+      : await startDaemon(t, blackbox, (port) => [`--config.file=${BLACKBOX_CONFIG}`, `--web.listen-address=127.0.0.1:${port}`])
+    if (exporter === undefined) t.comment('blackbox_exporter is not installed: only the /metrics job is checked')
+    const config = await configForTest(exporter === undefined ? undefined : new URL(exporter.base).host)
+    const server = await startDaemon(t, prometheus as string, (port) => [
+      `--config.file=${config}`, `--storage.tsdb.path=${path.join(work, 'data')}`, `--web.listen-address=127.0.0.1:${port}`
+    ], '/-/ready')
+
+    const query = async (expr: string): Promise<string | undefined> => {
+      const res = await fetch(`${server.base}/api/v1/query?query=${encodeURIComponent(expr)}`)
+      if (res.status !== 200) return undefined
+      const answer = await res.json() as QueryAnswer
+      return answer.data.result[0]?.value[1]
+    }
+    const expectValue = async (expr: string, expected: string): Promise<void> => {
+      await eventually(async () => await query(expr) === expected, 30_000, `${expr} == ${expected}`)
+      t.equal(await query(expr), expected, expr)
+    }
+
+    await expectValue('up{job="eva-heartbeat-api"}', '1')
+    await expectValue('scheduler_heartbeat_up{job="eva-heartbeat-api"}', '1')
+    await expectValue('scheduler_heartbeat_state{job="eva-heartbeat-api",state="alive"}', '1')
+    await expectValue('scheduler_errors_total{job="eva-heartbeat-api"}', '3')
+    await expectValue('eva_heartbeat_api_database_up{job="eva-heartbeat-api"}', '1')
+    if (exporter !== undefined) await expectValue('probe_success{job="eva-heartbeat-liveness"}', '1')
+
+    const rules = await (await fetch(`${server.base}/api/v1/rules`)).json() as { data: { groups: Array<{ rules: Array<{ name: string, health: string, lastError?: string }> }> } }
+    const loaded = rules.data.groups.flatMap((group) => group.rules)
+    t.ok(loaded.length >= 9, `${loaded.length} rules loaded`)
+    await eventually(async () => {
+      const now = await (await fetch(`${server.base}/api/v1/rules`)).json() as typeof rules
+      return now.data.groups.flatMap((group) => group.rules).every((rule) => rule.health === 'ok')
+    }, 30_000, 'every rule evaluated')
+    const after = await (await fetch(`${server.base}/api/v1/rules`)).json() as typeof rules
+    t.same(after.data.groups.flatMap((group) => group.rules).filter((rule) => rule.health !== 'ok'), [], 'every rule evaluates without error')
+
+    // The README's dashboard queries: each one is valid PromQL and finds its series in a real scrape.
+    const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8')
+    const block = /```promql\n([\s\S]*?)```/.exec(readme)?.[1]
+    t.ok(block, 'the README has a promql block')
+    const queries = (block ?? '').split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#'))
+    t.ok(queries.length >= 10, `${queries.length} dashboard queries`)
+    for (const expr of queries) {
+      const res = await fetch(`${server.base}/api/v1/query?query=${encodeURIComponent(expr)}`)
+      const answer = await res.json() as QueryAnswer & { error?: string }
+      t.equal(answer.status, 'success', `${expr} ${answer.error ?? ''}`)
+    }
+    for (const expr of ['scheduler_heartbeat_state == 1', 'scheduler_info', 'scheduler_heartbeat_checked_timestamp_seconds - scheduler_last_poll_timestamp_seconds']) {
+      t.ok((await query(expr)) !== undefined, `${expr} has a value`)
+    }
+
+    // The scheduler dies: the verdict turns stale, and Prometheus sees it on the next scrape.
+    await writeRow(db.admin, { lastPollAgo: 400, nextPollIn: -340, error_count: 3 })
+    await expectValue('scheduler_heartbeat_state{job="eva-heartbeat-api",state="stale"}', '1')
+    await expectValue('scheduler_heartbeat_up{job="eva-heartbeat-api"}', '0')
+    if (exporter !== undefined) await expectValue('probe_success{job="eva-heartbeat-liveness"}', '0')
+  })

@@ -1,0 +1,303 @@
+// The process, run as a user runs it (node + tsx on src/server.ts, so no stale build is used): bad configuration,
+// an external database without the table, an external database that is right, and the embedded default with its
+// demo scheduler, token command and development secret, across restarts on the same DATA_DIR.
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { EnvSchema } from '../src/config.js'
+import { freePort } from '../src/db/local-postgres.js'
+import { bearer, TEST_SECRET, token, writeRow } from './helpers/app.js'
+import { startTestDatabase } from './helpers/database.js'
+
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+/** The environment of the test run without any variable the service reads: each test says what it sets. */
+function environment (env: Record<string, string>): NodeJS.ProcessEnv {
+  const base: NodeJS.ProcessEnv = { ...process.env }
+  for (const key of Object.keys(EnvSchema.properties)) delete base[key]
+  return { ...base, ...env }
+}
+
+interface Exit { code: number | null, signal: NodeJS.Signals | null }
+
+/** One run of `node --import tsx src/server.ts`, with its output collected and its end awaited. */
+class ServerProcess {
+  readonly child: ChildProcess
+  readonly spawnedAt = performance.now()
+  stdout = ''
+  stderr = ''
+  readonly exited: Promise<Exit>
+  private exit: Exit | undefined
+
+  constructor (env: Record<string, string>, options: { detached?: boolean } = {}) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+      cwd: ROOT, env: environment(env), stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false
+    })
+    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { this.stdout += chunk })
+    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { this.stderr += chunk })
+    this.exited = new Promise((resolve) => {
+      this.child.once('exit', (code, signal) => {
+        this.exit = { code, signal }
+        resolve(this.exit)
+      })
+    })
+  }
+
+  get running (): boolean { return this.exit === undefined }
+
+  /** The JSON log lines on stdout. */
+  logLines (): Array<Record<string, unknown>> {
+    return this.stdout.split('\n').filter((line) => line.startsWith('{')).flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Record<string, unknown>]
+      } catch {
+        return []
+      }
+    })
+  }
+
+  /** Waits for the "ready" log line; gives the address and the time from spawn. */
+  async ready (timeoutMs = 30_000): Promise<{ address: string, ms: number }> {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      const line = this.logLines().find((l) => l.msg === 'ready')
+      if (line !== undefined && typeof line.address === 'string') return { address: line.address, ms: Math.round(performance.now() - this.spawnedAt) }
+      if (!this.running) throw new Error(`the server exited (${JSON.stringify(this.exit)}) before it was ready: ${this.stderr}`)
+      await sleep(25)
+    }
+    throw new Error(`not ready within ${timeoutMs} ms; stdout: ${this.stdout}; stderr: ${this.stderr}`)
+  }
+
+  /** Sends a signal (to the whole process group, as a terminal's Ctrl-C does, with `group`) and waits for the end. */
+  async stop (signal: NodeJS.Signals = 'SIGTERM', options: { group?: boolean, timeoutMs?: number } = {}): Promise<Exit | 'timeout'> {
+    if (this.running && this.child.pid !== undefined) process.kill(options.group === true ? -this.child.pid : this.child.pid, signal)
+    return await Promise.race([this.exited, sleep(options.timeoutMs ?? 15_000).then(() => 'timeout' as const)])
+  }
+
+  /** For teardown: whatever state it is in, it ends. */
+  async kill (): Promise<void> {
+    if (!this.running) return
+    if (await this.stop('SIGTERM', { timeoutMs: 12_000 }) === 'timeout') {
+      this.child.kill('SIGKILL')
+      await this.exited
+    }
+  }
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+function start (t: Tap, env: Record<string, string>, options: { detached?: boolean } = {}): ServerProcess {
+  const server = new ServerProcess(env, options)
+  t.teardown(async () => { await server.kill() })
+  return server
+}
+
+/** A run that must end by itself: its exit and output. */
+async function runToEnd (t: Tap, env: Record<string, string>): Promise<{ exit: Exit, stdout: string, stderr: string }> {
+  const server = start(t, env)
+  const exit = await Promise.race([server.exited, sleep(30_000).then(() => ({ code: null, signal: null }))])
+  return { exit, stdout: server.stdout, stderr: server.stderr }
+}
+
+/** The whole stderr is exactly one line, and it matches. */
+function oneLine (t: Tap, stderr: string, pattern: RegExp): void {
+  const lines = stderr.split('\n')
+  t.equal(lines.length, 2, `one line on stderr: ${JSON.stringify(stderr)}`)
+  t.equal(lines[1], '', 'ended by a newline')
+  t.match(lines[0], pattern)
+}
+
+t.test('a bad environment value stops the start with one line naming the variable', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ PORT: 'abc' }, /^eva-heartbeat-api: PORT must be a whole number from 0 to 65535.*\(got "abc"\)$/],
+    [{ LIVENESS_PUBLIC: 'maybe' }, /^eva-heartbeat-api: LIVENESS_PUBLIC must be true or false.*\(got "maybe"\)$/],
+    [{ DATABASE_URL: 'postgres://authenticator@127.0.0.1:1/postgres' }, /^eva-heartbeat-api: JWT_SECRET or JWKS_URL must be set when DATABASE_URL is set/]
+  ]
+  for (const [env, pattern] of cases) {
+    const { exit, stdout, stderr } = await runToEnd(t, { ...env, DATA_DIR: path.join(tmpdir(), 'eva-never-created') })
+    t.same(exit, { code: 1, signal: null }, `${JSON.stringify(env)}: exit code 1`)
+    oneLine(t, stderr, pattern)
+    t.equal(stdout, '', 'nothing on stdout')
+  }
+  t.notOk(existsSync(path.join(tmpdir(), 'eva-never-created')), 'no embedded database was started')
+})
+
+t.test('DATABASE_URL at a database without the table: one line, exit 1, and the table is not created', async (t) => {
+  const db = await startTestDatabase({ migrate: false })
+  t.teardown(db.close)
+  const { exit, stdout, stderr } = await runToEnd(t, { DATABASE_URL: db.server.url, JWT_SECRET: TEST_SECRET, PORT: '0' })
+  t.same(exit, { code: 1, signal: null })
+  oneLine(t, stderr, /^eva-heartbeat-api: DATABASE_URL: .*table public\.eva_scheduler_heartbeat does not exist$/)
+  t.equal(stdout, '')
+  const [row] = await db.admin<Array<{ table: string | null }>>`select to_regclass('public.eva_scheduler_heartbeat')::text as table`
+  t.equal(row?.table, null, 'the API did not create the table')
+  const roles = await db.admin`select rolname from pg_roles where rolname in ('anon', 'authenticated', 'service_role', 'authenticator')`
+  t.equal(roles.count, 0, 'nor any role')
+})
+
+t.test('DATABASE_URL at a database that does not answer: one line, exit 1', async (t) => {
+  const port = await freePort()
+  const { exit, stderr } = await runToEnd(t, { DATABASE_URL: `postgres://authenticator@127.0.0.1:${port}/postgres`, JWT_SECRET: TEST_SECRET })
+  t.same(exit, { code: 1, signal: null })
+  oneLine(t, stderr, /^eva-heartbeat-api: DATABASE_URL: cannot check the table: .*ECONNREFUSED/)
+})
+
+t.test('DATABASE_URL at a migrated database: serves, and SIGTERM ends it with exit 0', async (t) => {
+  const db = await startTestDatabase()
+  t.teardown(db.close)
+  await writeRow(db.admin)
+  const server = start(t, { DATABASE_URL: db.apiUrl, JWT_SECRET: TEST_SECRET, PORT: '0', LOG_LEVEL: 'info' })
+  const { address, ms } = await server.ready()
+  t.comment(`external database: ready ${ms} ms after spawn`)
+  t.match(address, /^http:\/\/127\.0\.0\.1:\d+$/)
+  t.not(address, 'http://127.0.0.1:0')
+
+  const livez = await fetch(`${address}/livez`)
+  t.equal(livez.status, 200)
+  t.same(await livez.json(), { status: 'pass' })
+  const liveness = await fetch(`${address}/heartbeat/liveness`)
+  t.equal(liveness.status, 200)
+  t.match(await liveness.json(), { status: 'pass', state: 'alive' })
+  const heartbeat = await fetch(`${address}/heartbeat`, { headers: await bearer('authenticated') })
+  t.equal(heartbeat.status, 200)
+  t.match(await heartbeat.json(), { heartbeat: { id: 1, instance_id: 'scheduler-0a1b2c3d' }, liveness: { state: 'alive' } })
+  t.notMatch(server.stdout, /is listening on/, 'no embedded banner')
+
+  const exit = await server.stop('SIGTERM')
+  t.same(exit, { code: 0, signal: null }, 'exit 0 within 15 s')
+  t.match(server.logLines().find((l) => l.msg === 'shutting down'), { signal: 'SIGTERM' })
+  t.equal(server.stderr, '', 'nothing on stderr')
+  const [row] = await db.admin<Array<{ instance_id: string }>>`select instance_id from public.eva_scheduler_heartbeat`
+  t.equal(row?.instance_id, 'scheduler-0a1b2c3d', 'no demo scheduler against an external database')
+})
+
+interface HeartbeatBody {
+  heartbeat: { instance_id: string, started_at: string, status: string, paused_reason: string | null, poll_count: number }
+  liveness: { state: string, status: string }
+}
+
+async function getHeartbeat (address: string, jwt: string): Promise<{ status: number, body: HeartbeatBody }> {
+  const res = await fetch(`${address}/heartbeat`, { headers: { authorization: `Bearer ${jwt}` } })
+  return { status: res.status, body: await res.json() as HeartbeatBody }
+}
+
+/** Polls until `check` passes (the demo scheduler writes on its own clock). */
+async function eventually<T> (what: string, read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let value = await read()
+  while (!check(value)) {
+    if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(value)} after ${timeoutMs} ms`)
+    await sleep(100)
+    value = await read()
+  }
+  return value
+}
+
+/** The token command, as a user runs it next to the server. */
+async function cliToken (env: Record<string, string>, role: string): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'token', '--role', role], { cwd: ROOT, env: environment(env) }, (error, stdout, stderr) => {
+      if (error !== null) reject(new Error(`${error.message}: ${stderr}`))
+      else resolve(stdout)
+    })
+  })
+}
+
+t.test('the token command without a secret says how to get one', async (t) => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'eva-no-secret-'))
+  t.teardown(async () => { await rm(dataDir, { recursive: true, force: true }) })
+  const result = await new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve) => {
+    const child = execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'token', '--role', 'authenticated'],
+      { cwd: ROOT, env: environment({ DATA_DIR: dataDir }) }, (_error, stdout, stderr) => { resolve({ code: child.exitCode, stdout, stderr }) })
+  })
+  t.equal(result.code, 1, 'the CLI\'s exit code for a failure that is not a usage error')
+  t.equal(result.stdout, '', 'no token')
+  oneLine(t, result.stderr, /^eva-heartbeat: no JWT_SECRET and no development secret in .*eva-no-secret-.*: run npm start once first$/)
+})
+
+t.test('the embedded default: starts, demo heartbeats, token command, restarts on the same DATA_DIR', async (t) => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'eva-embedded-'))
+  // As root the server runs as the user postgres, which must reach DATA_DIR/pg.
+  await chmod(dataDir, 0o755)
+  t.teardown(async () => {
+    // A server that lost its runner would keep the directory busy: stop it first.
+    const pidFile = path.join(dataDir, 'pg', 'postmaster.pid')
+    if (existsSync(pidFile)) {
+      const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0])
+      try {
+        process.kill(pid, 'SIGQUIT')
+        for (let i = 0; i < 100; i++) { process.kill(pid, 0); await sleep(100) }
+      } catch {}
+    }
+    await rm(dataDir, { recursive: true, force: true })
+  })
+  const env = { DATA_DIR: dataDir, PORT: '0', DEMO_INTERVAL_SECONDS: '0.5' }
+
+  // First start: initdb, migration, demo scheduler.
+  const first = start(t, env)
+  const { address, ms } = await first.ready()
+  t.comment(`embedded default, first start (initdb + migrate): ready ${ms} ms after spawn`)
+  t.ok(ms < 30_000, 'ready within 30 s')
+  await eventually('banner', async () => first.stdout, (out) => out.includes('eva-heartbeat-api is listening on'))
+  t.match(first.stdout, `eva-heartbeat-api is listening on ${address}`)
+  t.match(first.stdout, /embedded PostgreSQL on 127\.0\.0\.1:\d+, data in .*eva-embedded-.*\/pg, demo scheduler every 0\.5 s/)
+  t.match(first.stdout, `TOKEN=$(DATA_DIR=${dataDir} npm run -s token -- --role authenticated)`, 'the banner\'s token command finds this DATA_DIR')
+
+  const alive = await eventually('liveness', async () => {
+    const res = await fetch(`${address}/heartbeat/liveness`)
+    return { status: res.status, body: await res.json() as { state: string } }
+  }, (r) => r.status === 200 && r.body.state === 'alive')
+  t.equal(alive.body.state, 'alive', 'the demo scheduler keeps the heartbeat alive')
+
+  const jwt = (await cliToken({ DATA_DIR: dataDir }, 'authenticated')).trim()
+  t.match(jwt, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'the token command prints one JWT')
+  const one = await getHeartbeat(address, jwt)
+  t.equal(one.status, 200, 'the server accepts the token command\'s token')
+  t.match(one.body.heartbeat, { instance_id: /^scheduler-[0-9a-f]{8}$/, status: 'running' })
+  const wrong = await fetch(`${address}/heartbeat`, { headers: { authorization: `Bearer ${await token({ role: 'authenticated' })}` } })
+  t.equal(wrong.status, 401, 'a token signed with another secret is refused')
+
+  const secret = await stat(path.join(dataDir, 'jwt-secret'))
+  t.equal(secret.mode & 0o777, 0o600, 'the development secret is owner-only')
+
+  t.same(await first.stop('SIGTERM'), { code: 0, signal: null }, 'SIGTERM: exit 0')
+  t.equal(first.stderr, '')
+
+  // Second start: the data and the secret are kept; a new scheduler instance claims the row.
+  const second = start(t, env, { detached: true })
+  const again = await second.ready()
+  t.comment(`embedded default, restart on the same DATA_DIR: ready ${again.ms} ms after spawn`)
+  const two = await eventually('a new instance', async () => await getHeartbeat(again.address, jwt),
+    (r) => r.status === 200 && r.body.heartbeat.instance_id !== one.body.heartbeat.instance_id)
+  t.equal(two.status, 200, 'the old token still works: same secret')
+  t.match(two.body.heartbeat.instance_id, /^scheduler-[0-9a-f]{8}$/)
+  t.equal(two.body.heartbeat.started_at, one.body.heartbeat.started_at, 'started_at survives: the row was kept')
+
+  // A Ctrl-C in the terminal reaches the whole process group: the demo still writes its "stopped".
+  t.same(await second.stop('SIGINT', { group: true }), { code: 0, signal: null }, 'Ctrl-C: exit 0')
+  t.equal(second.stderr, '')
+
+  // Third start, without the demo: the row is as the last scheduler left it.
+  const third = start(t, { ...env, DEMO_SCHEDULER: 'false' })
+  const last = await third.ready()
+  t.notMatch(third.stdout.split('\n').find((l) => l.includes('embedded PostgreSQL on')) ?? '', /demo scheduler/)
+  const three = await getHeartbeat(last.address, jwt)
+  t.equal(three.status, 200)
+  t.match(three.body.heartbeat, {
+    instance_id: two.body.heartbeat.instance_id,
+    started_at: one.body.heartbeat.started_at,
+    status: 'stopped',
+    paused_reason: null
+  }, 'the graceful stop wrote status stopped')
+  const liveness = await fetch(`${last.address}/heartbeat/liveness`)
+  t.equal(liveness.status, 503)
+  t.match(await liveness.json(), { state: 'stopped', status: 'fail' })
+  t.same(await third.stop('SIGTERM'), { code: 0, signal: null })
+  t.notOk(existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'the embedded server was stopped with the process')
+})
