@@ -5,6 +5,7 @@
 //
 //   npm run bench -- [--rounds 3] [--duration 10] [--connections 50] [--smoke] [--skip-startup | --startup-only]
 //                    [--app-node-options "--max-semi-space-size=4"]   (NODE_OPTIONS for the app's process only)
+//                    [--compare DIR,DIR]   (other builds, DIR/dist/server.js, measured on the read targets too: bench/ablation.ts)
 //
 // Exit status: 1 when a measurement saw errors or unexpected statuses, or the bench could not run; never because a
 // figure missed its target (the table says that).
@@ -35,7 +36,8 @@ const { values: args } = parseArgs({
     smoke: { type: 'boolean', default: false },
     'app-node-options': { type: 'string', default: '' },
     'skip-startup': { type: 'boolean', default: false },
-    'startup-only': { type: 'boolean', default: false }
+    'startup-only': { type: 'boolean', default: false },
+    compare: { type: 'string', default: '' }
   }
 })
 const positive = (name: string, text: string): number => {
@@ -149,7 +151,8 @@ async function countStatements (admin: Sql): Promise<StatementCount> {
 
 interface Target {
   name: string
-  server: 'ceiling' | 'app'
+  /** 'ceiling', 'app', or the name of a build given with --compare. */
+  server: string
   path: string
   method?: 'GET' | 'PATCH'
   headers?: Record<string, string>
@@ -173,10 +176,11 @@ interface Measurement {
   transactions: number
 }
 
-interface Servers { ceiling: { url: string, child: Child }, app: { url: string, child: Child } }
+type Servers = Record<string, { url: string, child: Child }>
 
 async function measure (target: Target, servers: Servers, admin: Sql, seconds: number): Promise<Measurement> {
   const server = servers[target.server]
+  if (server === undefined) throw new Error(`no server ${target.server}`)
   await resetStatements(admin)
   const rss = sampleRss(server.child.process.pid)
   const result = await autocannon({
@@ -250,6 +254,12 @@ async function startToReady (): Promise<{ fresh: number, existing: number }> {
   }
 }
 
+const ceilingOf = (servers: Servers): { url: string, child: Child } => {
+  const found = servers.ceiling
+  if (found === undefined) throw new Error('no ceiling server')
+  return found
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 const format = {
@@ -311,28 +321,32 @@ async function main (): Promise<number> {
     cleanups.push(async () => { jwksServer.closeAllConnections(); await new Promise<void>((resolve) => jwksServer.close(() => resolve())) })
     const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/.well-known/jwks.json`
 
-    const appPort = await freePort()
-    const appChild = startChild(['dist/server.js'], {
-      PORT: String(appPort),
-      DATABASE_URL: `postgres://authenticator@127.0.0.1:${server.port}/postgres`,
-      JWT_SECRET: secret,
-      JWKS_URL: jwksUrl,
-      ...(args['app-node-options'] !== '' ? { NODE_OPTIONS: args['app-node-options'] } : {})
-    })
-    cleanups.push(async () => { await stopChild(appChild) })
+    const startApp = async (serverJs: string): Promise<{ url: string, child: Child }> => {
+      const port = await freePort()
+      const child = startChild([serverJs], {
+        PORT: String(port),
+        DATABASE_URL: `postgres://authenticator@127.0.0.1:${server.port}/postgres`,
+        JWT_SECRET: secret,
+        JWKS_URL: jwksUrl,
+        ...(args['app-node-options'] !== '' ? { NODE_OPTIONS: args['app-node-options'] } : {})
+      })
+      cleanups.push(async () => { await stopChild(child) })
+      await waitFor200(`http://127.0.0.1:${port}/readyz`, child)
+      return { url: `http://127.0.0.1:${port}`, child }
+    }
+    const app = await startApp('dist/server.js')
+    const appChild = app.child
     const ceilingPort = await freePort()
     const ceilingChild = startChild([await compiledCeiling()], { PORT: String(ceilingPort) })
     cleanups.push(async () => { await stopChild(ceilingChild) })
-    const servers: Servers = {
-      app: { url: `http://127.0.0.1:${appPort}`, child: appChild },
-      ceiling: { url: `http://127.0.0.1:${ceilingPort}`, child: ceilingChild }
-    }
-    await waitFor200(servers.app.url + '/readyz', appChild)
-    await waitFor200(servers.ceiling.url + '/', ceilingChild)
+    const servers: Servers = { app, ceiling: { url: `http://127.0.0.1:${ceilingPort}`, child: ceilingChild } }
+    await waitFor200(ceilingOf(servers).url + '/', ceilingChild)
+    const compared = args.compare === '' ? [] : args.compare.split(',')
+    for (const dir of compared) servers[path.basename(dir)] = await startApp(path.join(dir, 'dist/server.js'))
     const idleRss = await rssOf(appChild.process.pid)
 
     // Which optional routes this build has: from its own OpenAPI document.
-    const openapi = await (await fetch(servers.app.url + '/openapi.json')).json() as { paths?: Record<string, Record<string, unknown>> }
+    const openapi = await (await fetch(app.url + '/openapi.json')).json() as { paths?: Record<string, Record<string, unknown>> }
     const has = (method: string, route: string): boolean => openapi.paths?.[route]?.[method] !== undefined
 
     const exp = Math.floor(Date.now() / 1000) + 6 * 3600
@@ -352,6 +366,13 @@ async function main (): Promise<number> {
     if (has('get', '/metrics')) {
       targets.push({ name: 'GET /metrics, HS256 JWT', server: 'app', path: '/metrics', headers: authenticated, connections: CONNECTIONS, expect: 200, database: true })
     }
+    for (const dir of compared) {
+      const name = path.basename(dir)
+      targets.push(
+        { name: `${name}: GET /heartbeat/liveness`, server: name, path: '/heartbeat/liveness', connections: CONNECTIONS, expect: 200, database: true },
+        { name: `${name}: GET /heartbeat, HS256`, server: name, path: '/heartbeat', headers: authenticated, connections: CONNECTIONS, expect: 200, database: true },
+        { name: `${name}: GET /heartbeat, ES256`, server: name, path: '/heartbeat', headers: { authorization: `Bearer ${es256}` }, connections: CONNECTIONS, expect: 200, database: true })
+    }
     if (has('patch', '/heartbeat')) {
       // A change that leaves the demo scheduler running: the breaker stays closed.
       targets.push({ name: `PATCH /heartbeat, ${PATCH_CONNECTIONS} connections`, server: 'app', path: '/heartbeat', method: 'PATCH', headers: service, body: '{"circuit_breaker_state":"CLOSED"}', connections: PATCH_CONNECTIONS, expect: 200, database: true })
@@ -366,7 +387,7 @@ async function main (): Promise<number> {
       for (const target of targets) {
         const m = await measure(target, servers, admin, DURATION)
         results.get(target)?.push(m)
-        log(`round ${round}/${ROUNDS}  ${target.name.padEnd(40)} ${format.int(m.rps).padStart(7)} req/s  p50 ${format.ms(m.p50)} ms  p99 ${format.ms(m.p99)} ms  ` +
+        log(`round ${round}/${ROUNDS}  ${target.name.padEnd(44)} ${format.int(m.rps).padStart(7)} req/s  p50 ${format.ms(m.p50)} ms  p99 ${format.ms(m.p99)} ms  ` +
           `errors ${m.errors}  unexpected ${m.unexpected}  RSS ${format.mb(m.rssPeak)} MB` +
           (target.database ? `  statements/req ${format.ratio(m.statements / Math.max(1, m.requests))}` : ''))
       }
@@ -414,7 +435,7 @@ async function main (): Promise<number> {
     }
 
     const byName = (prefix: string): typeof summary[number] | undefined => summary.find((s) => s.target.name.startsWith(prefix))
-    const reads = summary.filter((s) => s.target.database && s.target.connections === CONNECTIONS)
+    const reads = summary.filter((s) => s.target.server === 'app' && s.target.database && s.target.connections === CONNECTIONS)
     const check = (label: string, ok: boolean, value: string): string => `  ${ok ? 'met    ' : 'MISSED '} ${label}: ${value}`
     const jwtRead = [byName('GET /heartbeat, HS256'), byName('GET /heartbeat, ES256')].filter((s) => s !== undefined)
     const liveness = byName('GET /heartbeat/liveness')
