@@ -4,7 +4,7 @@
 // start to ready, from a fresh and from an existing data directory. See docs/performance.md.
 //
 //   npm run bench -- [--rounds 3] [--duration 10] [--connections 50] [--smoke] [--skip-startup | --startup-only]
-//                    [--app-node-options "--max-semi-space-size=4"]   (NODE_OPTIONS for the app's process only)
+//                    [--app-node-options="--max-semi-space-size=4"]   (NODE_OPTIONS for the app's process only)
 //                    [--compare DIR,DIR]   (other builds, DIR/dist/server.js, measured on the read targets too: bench/ablation.ts)
 //
 // Exit status: 1 when a measurement saw errors or unexpected statuses, or the bench could not run; never because a
