@@ -1,7 +1,12 @@
 // Shared response schemas. Each carries an $id, which becomes its OpenAPI component name.
-import { Type, type TSchema } from '@sinclair/typebox'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
 
-const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
+/**
+ * `T | null` as one schema with a type array (`"type": ["string", "null"]`), not `anyOf`: fast-json-stringify
+ * serializes a type array by `typeof`, while for `anyOf` it runs the validator (the date-time format included) on
+ * every nullable value of every answer — 3.8 µs against 1.1 µs for a liveness body.
+ */
+const Nullable = <T extends TSchema>(schema: T) => Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type as string, 'null'] })
 const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601, UTC' })
 
 export const ProblemSchema = Type.Object({

@@ -3,7 +3,6 @@ import path from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import postgres from 'postgres'
-import { buildApp } from './app.js'
 import { ConfigError, loadConfig, type AppConfig, type Config } from './config.js'
 import { checkSchema } from './db/catalog.js'
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './db/embedded.js'
@@ -44,6 +43,10 @@ async function checkExternalDatabase (config: Config & { databaseUrl: string }):
 
 /** Opens everything and listens; returns the address. Whatever it opened is in `opened`, even when it throws. */
 async function start (config: Config, opened: Opened): Promise<string> {
+  // The app's modules (Fastify, the schemas, swagger) load while the database starts or is checked: each takes a
+  // good part of a second, on different processes' CPU.
+  const appModule = import('./app.js')
+  appModule.catch(() => {}) // awaited below; this only keeps a failure meanwhile from counting as unhandled
   let appConfig: AppConfig
   if (config.databaseUrl === undefined) {
     try {
@@ -57,6 +60,7 @@ async function start (config: Config, opened: Opened): Promise<string> {
     appConfig = { ...config, databaseUrl: config.databaseUrl }
     await checkExternalDatabase(appConfig)
   }
+  const { buildApp } = await appModule
   const app = opened.app = await buildApp(appConfig)
   const address = await app.listen({ host: config.host, port: config.port })
   if (opened.embedded !== undefined && config.demo.enabled) {

@@ -2,7 +2,7 @@
 // way a token can: a token the service cannot check because the keys cannot be had is not a bad token.
 import {
   createRemoteJWKSet, customFetch, errors,
-  type CryptoKey, type FetchImplementation, type FlattenedJWSInput, type JWTHeaderParameters
+  type CryptoKey, type FetchImplementation, type FlattenedJWSInput, type JWTHeaderParameters, type RemoteJWKSet
 } from 'jose'
 
 export interface JwksTimings {
@@ -65,7 +65,10 @@ const keySetFetcher = (timeoutMs: number): FetchImplementation => async (url, in
   return new Response(text, { status: 200, headers: { 'content-type': 'application/json' } })
 }
 
-export type KeySetResolver = (header: JWTHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey>
+export type KeySetResolver = ((header: JWTHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey>) & {
+  /** jose's key set itself (freshness, the current keys): the token cache watches it for key changes. */
+  keySet: RemoteJWKSet
+}
 
 /**
  * The key for a token from the JWKS at `url`. jose caches the set for `cacheMaxAgeMs`, refetches it when a token names
@@ -98,7 +101,7 @@ export function remoteKeySet (url: string, timings: JwksTimings): KeySetResolver
     return key
   }
 
-  return async (header, token) => {
+  return Object.assign(async (header: JWTHeaderParameters, token: FlattenedJWSInput) => {
     try {
       return await usableKey(header, token)
     } catch (error) {
@@ -108,5 +111,5 @@ export function remoteKeySet (url: string, timings: JwksTimings): KeySetResolver
     // as jose does for an unknown kid), so a corrected JWKS is picked up as quickly as a rotated one.
     await jwks.reload()
     return await usableKey(header, token)
-  }
+  }, { keySet: jwks })
 }

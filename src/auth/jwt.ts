@@ -1,7 +1,7 @@
 // Verifies bearer tokens with jose. The accepted algorithms follow from the configured keys: HS256 only with
 // JWT_SECRET, ES256/RS256 only from JWKS_URL, never `none`, never HS256 against a public key.
 // A token the service cannot check because the signing keys cannot be had is a 503, never a 401: the token may be good.
-import { errors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWTHeaderParameters, type JWTPayload } from 'jose'
+import { errors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWTHeaderParameters, type JWTPayload, type RemoteJWKSet } from 'jose'
 import { ProblemError } from '../errors.js'
 import { describe, JWKS_DEFAULTS, JwksUnavailableError, remoteKeySet } from './jwks.js'
 
@@ -96,6 +96,8 @@ export class JwksUnavailableProblem extends ProblemError {
 
 export class TokenVerifier {
   readonly algorithms: string[]
+  /** The JWKS as jose holds it (undefined without JWKS_URL): the token cache watches it for key changes. */
+  readonly keySet: RemoteJWKSet | undefined
   private readonly resolveKey: KeyResolver
 
   constructor (private readonly settings: JwtSettings) {
@@ -108,6 +110,7 @@ export class TokenVerifier {
         cooldownMs: settings.jwksCooldownMs ?? JWKS_DEFAULTS.cooldownMs
       })
     this.algorithms = [...(secret !== undefined ? ['HS256'] : []), ...(fromKeySet !== undefined ? ['ES256', 'RS256'] : [])]
+    this.keySet = fromKeySet?.keySet
     this.resolveKey = async (header, token) => {
       if (header.alg === 'HS256' && secret !== undefined) return secret
       if (header.alg !== 'HS256' && fromKeySet !== undefined) return await fromKeySet(header, token)

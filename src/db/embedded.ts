@@ -21,10 +21,12 @@ export interface EmbeddedOptions {
   /** false: leave the database empty (tests of the start-up checks). */
   migrate?: boolean
   onLog?: (line: string) => void
+  /** More server settings (`-c name=value`), e.g. shared_preload_libraries for the benchmark and its tests. */
+  settings?: Readonly<Record<string, string>>
 }
 
 export async function startEmbeddedDatabase (options: EmbeddedOptions): Promise<EmbeddedDatabase> {
-  const server = new LocalPostgres({ dataDir: options.dataDir, binDir: options.binDir ?? await embeddedBinDir(), onLog: options.onLog })
+  const server = new LocalPostgres({ dataDir: options.dataDir, binDir: options.binDir ?? await embeddedBinDir(), onLog: options.onLog, settings: options.settings })
   await server.init()
   await server.start()
   const admin = postgres(server.url, { max: 4, onnotice: () => {} })

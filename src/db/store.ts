@@ -2,19 +2,43 @@
 // than an exception, because an unreachable database is a verdict (unknown), not a crash.
 import type { Sql } from 'postgres'
 import type { HeartbeatReading } from '../domain/liveness.js'
+import type { ApiRole } from '../domain/policies.js'
 import { isDatabaseUnavailable, withDeadline } from './errors.js'
 import type { HeartbeatChanges } from '../domain/patch.js'
-import { readHeartbeat, updateHeartbeat, type DbIdentity, type HeartbeatChange, type LockedHeartbeat } from './heartbeat.js'
+import { updateHeartbeat, type DbIdentity, type HeartbeatChange, type HeartbeatSnapshot, type LockedHeartbeat } from './heartbeat.js'
+import { InFlight } from './in-flight.js'
+import { readHeartbeatPipelined } from './pipelined-read.js'
+import { readPolicyVersion } from './policy-version.js'
+
+interface SharedRead {
+  snapshot: HeartbeatSnapshot
+  /** The policies were the mirror's (both USING (true)) in the very statement that read the row. */
+  mirrored: boolean
+  /** Whose role and claims the read was made with. */
+  who: DbIdentity
+}
 
 export class HeartbeatStore {
-  /** False once /readyz finds the policies differ from the mirror (the fast paths then stay off). */
+  /**
+   * Whether the table's policies were the mirror's at the last look (by /readyz, or after a read found them changed):
+   * while they are, concurrent readers of one role share one read, since both policies are USING (true) and the
+   * claims cannot change what RLS lets through.
+   */
   policiesAsMirrored = true
+
+  /**
+   * The policy version (see policy-version.ts) last found equal to the mirror. A shared read serves its other callers
+   * only when it was made under this version; any other sends the store to compare the policies again.
+   */
+  private mirroredVersion: string | undefined
+  private recheck: Promise<void> | undefined
+  private readonly reads = new InFlight<ApiRole, SharedRead>()
 
   constructor (readonly sql: Sql, private readonly deadlineMs: number) {}
 
   async read (who: DbIdentity): Promise<HeartbeatReading> {
     try {
-      const { row, now } = await withDeadline(readHeartbeat(this.sql, who), this.deadlineMs)
+      const { row, now } = await this.snapshot(who)
       return { reachable: true, row, now }
     } catch (error) {
       if (isDatabaseUnavailable(error)) return { reachable: false, checkedAt: new Date() }
@@ -28,7 +52,48 @@ export class HeartbeatStore {
    * a change sets absolute values, so sending it again is safe.
    */
   async update (who: DbIdentity, changes: HeartbeatChanges, precondition?: (current: LockedHeartbeat) => void): Promise<HeartbeatChange | null> {
-    return await withDeadline(updateHeartbeat(this.sql, who, changes, precondition), this.deadlineMs)
+    try {
+      return await withDeadline(updateHeartbeat(this.sql, who, changes, precondition), this.deadlineMs)
+    } finally {
+      // A read in flight may have started before this write: reads asked for from now on start after it.
+      this.reads.forget()
+    }
+  }
+
+  private async snapshot (who: DbIdentity): Promise<HeartbeatSnapshot> {
+    if (this.policiesAsMirrored) {
+      const shared = await this.reads.run(who.role, async () => {
+        // Sent on the next turn of the event loop, so that the requests that arrived in this turn share it too.
+        await new Promise((resolve) => setImmediate(resolve))
+        return await this.readAs(who)
+      })
+      if (shared.mirrored || shared.who === who) return shared.snapshot
+      // Made with another caller's claims while the policies were not the mirror's: this caller reads for itself.
+    }
+    return (await this.readAs(who)).snapshot
+  }
+
+  private async readAs (who: DbIdentity): Promise<SharedRead> {
+    const { policyVersion, ...snapshot } = await withDeadline(readHeartbeatPipelined(this.sql, who), this.deadlineMs)
+    const mirrored = policyVersion === this.mirroredVersion
+    if (!mirrored) void this.checkPolicies()
+    return { snapshot, mirrored, who }
+  }
+
+  /**
+   * Compares the policies with the mirror again (one comparison at a time); until one finds that they agree, no read
+   * is shared. Reads start it whenever they find a policy version they do not know. Never rejects.
+   */
+  async checkPolicies (): Promise<void> {
+    this.recheck ??= withDeadline(readPolicyVersion(this.sql), this.deadlineMs)
+      .then(({ version, asMirrored }) => {
+        this.mirroredVersion = asMirrored ? version : undefined
+        this.policiesAsMirrored = asMirrored
+      }, () => {
+        // Unreadable now (the database is down): the next read that finds a version it does not know asks again.
+      })
+      .finally(() => { this.recheck = undefined })
+    await this.recheck
   }
 
   /** Whether the database answers at all, as the login role, without touching the table. */

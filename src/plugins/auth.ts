@@ -2,6 +2,7 @@
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { bearerToken, forbidden, JwksUnavailableProblem, singleAuthorization, TokenVerifier, unauthorized, type JwtSettings } from '../auth/jwt.js'
+import { TokenCache } from '../auth/token-cache.js'
 import type { DbIdentity } from '../db/heartbeat.js'
 import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain/policies.js'
 
@@ -34,13 +35,14 @@ export const SERVICE_READER: Principal = Object.freeze({
 
 export default fp<{ jwt: JwtSettings }>(async (app, { jwt }) => {
   const verifier = new TokenVerifier(jwt)
+  const tokens = new TokenCache(verifier, { clockToleranceSeconds: jwt.clockToleranceSeconds })
   app.decorate('verifier', verifier)
   app.decorateRequest('principal', undefined)
 
   async function authenticate (request: FastifyRequest, action: TableAction): Promise<Principal> {
     const token = bearerToken(singleAuthorization(request.raw.rawHeaders))
     if (token === undefined) throw unauthorized('missing_token', 'This endpoint needs a bearer token (Authorization: Bearer <JWT>).', false)
-    const { claims, header, role } = await verifier.verify(token).catch((error: unknown) => {
+    const { claims, header, role } = await tokens.verify(token).catch((error: unknown) => {
       // The answer says only "try again shortly"; the operator needs to know why.
       if (error instanceof JwksUnavailableProblem) request.log.warn({ jwks: error.reason }, 'JWKS unavailable')
       throw error

@@ -1,8 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import { deriveLiveness, livenessHttpStatus, type GraceSettings } from '../domain/liveness.js'
-import { entityTag, heartbeatJson, noneMatch } from '../domain/representation.js'
+import type { HeartbeatRow } from '../domain/heartbeat.js'
+import { deriveLiveness, livenessHttpStatus, type GraceSettings, type Liveness } from '../domain/liveness.js'
+import { entityTag, heartbeatJson, noneMatch, type HeartbeatJson } from '../domain/representation.js'
 import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../errors.js'
 import { SERVICE_READER } from '../plugins/auth.js'
 import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, ProblemSchema } from '../schemas.js'
@@ -23,12 +24,37 @@ const GRACE_TEXT = /^(?:\d+(?:\.\d*)?|\.\d+)$/
  * breaks the serializer). The range itself is left to the schema.
  */
 async function refuseLooseGrace (request: FastifyRequest): Promise<void> {
-  const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : ''
+  const mark = request.url.indexOf('?')
+  if (mark === -1) return
+  const query = request.url.slice(mark + 1)
   for (const value of new URLSearchParams(query).getAll('grace')) {
     if (!GRACE_TEXT.test(value)) {
       throw new ProblemError(400, 'invalid_request', 'Invalid request', 'querystring grace must be a number of seconds from 0 to 86400.')
     }
   }
+}
+
+interface Shown { heartbeat: HeartbeatJson, lastModified: string, tags: Map<string, string> }
+
+/**
+ * The row as JSON and its entity tags, made once per row object: concurrent requests share one read (see
+ * HeartbeatStore), so they share its row too, and need not each serialize and hash it again. Rows are never mutated.
+ */
+const shownRows = new WeakMap<HeartbeatRow, Shown>()
+
+function show (row: HeartbeatRow, liveness: Liveness): { heartbeat: HeartbeatJson, lastModified: string, etag: string } {
+  let shown = shownRows.get(row)
+  if (shown === undefined) {
+    shown = { heartbeat: heartbeatJson(row), lastModified: row.updated_at.toUTCString(), tags: new Map() }
+    shownRows.set(row, shown)
+  }
+  const verdict = `${liveness.state}/${liveness.status}`
+  let etag = shown.tags.get(verdict)
+  if (etag === undefined) {
+    etag = entityTag(shown.heartbeat, liveness)
+    shown.tags.set(verdict, etag)
+  }
+  return { heartbeat: shown.heartbeat, lastModified: shown.lastModified, etag }
 }
 
 const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async (app, options) => {
@@ -59,9 +85,8 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
     if (!reading.reachable) throw databaseUnavailable()
     if (reading.row === null) throw heartbeatNotFound()
     const { liveness } = deriveLiveness(reading, graceFor(request.query.grace))
-    const heartbeat = heartbeatJson(reading.row)
-    const etag = entityTag(heartbeat, liveness)
-    void reply.headers({ etag, 'last-modified': reading.row.updated_at.toUTCString(), 'cache-control': 'no-cache' })
+    const { heartbeat, lastModified, etag } = show(reading.row, liveness)
+    void reply.headers({ etag, 'last-modified': lastModified, 'cache-control': 'no-cache' })
     if (noneMatch(request.headers['if-none-match'], etag)) return await reply.code(304).send(null)
     return { heartbeat, liveness }
   })

@@ -1,0 +1,83 @@
+// What each optimisation buys: builds copies of the current src/ with the optimisations taken away one by one, then
+// runs the bench with them measured in the same run, interleaved with the real app (`--compare`).
+//
+//   node --import tsx bench/ablation.ts [any bench options, e.g. --rounds 3 --duration 5]
+//
+// The copies, from nothing to everything (the app itself is the last step: + deferred start, + representation memo):
+//   0-none       a role-switched transaction per request (sql.begin: four round trips), jose on every request
+//   1-cache      + the verified-token cache
+//   2-pipelined  + the transaction pipelined in one round trip on a reserved connection
+//   3-shared     + concurrent reads of one role shared (started at once, not on the next event-loop turn)
+import { spawn, spawnSync } from 'node:child_process'
+import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const VARIANTS = path.join(ROOT, 'node_modules/.cache/eva-heartbeat-bench/variants')
+
+interface Edit { file: string, from: string | RegExp, to: string }
+
+/** The read as it was before pipelining: each statement awaited in turn (same statements, same policy stamp). */
+const SEQUENTIAL_READ = `export async function readHeartbeatPipelined (sql: Sql, who: DbIdentity): Promise<PipelinedReading> {
+  return await sql.begin(async (tx) => {
+    await tx\`select set_config('role', \${who.role}, true), set_config('request.jwt.claims', \${JSON.stringify(who.claims)}, true)\`
+    const [first] = await tx<ReadRow[]>\`
+      select now() as db_now, h.id is not null as found, h.*, \${policyVersionSql(sql)} as policy_version
+      from (select 1) as one left join public.eva_scheduler_heartbeat h on h.id = 1\`
+    if (first === undefined) throw new Error('the heartbeat query returned no row at all')
+    const { db_now: now, found, policy_version: policyVersion, ...row } = first
+    return { row: found ? row : null, now, policyVersion }
+  }) as PipelinedReading
+}
+void postgres
+`
+
+const noCache: Edit = { file: 'plugins/auth.ts', from: 'await tokens.verify(token)', to: 'await verifier.verify(token)' }
+const noPipelining: Edit = { file: 'db/pipelined-read.ts', from: /export async function readHeartbeatPipelined[\s\S]*$/, to: SEQUENTIAL_READ }
+const noSharing: Edit = { file: 'db/store.ts', from: 'if (this.policiesAsMirrored) {', to: 'if (false as boolean) {' }
+const noDefer: Edit = { file: 'db/store.ts', from: 'await new Promise((resolve) => setImmediate(resolve))', to: '' }
+const noMemo: Edit[] = [
+  { file: 'routes/heartbeat.ts', from: 'let shown = shownRows.get(row)', to: 'let shown: Shown | undefined' },
+  { file: 'routes/heartbeat.ts', from: 'shownRows.set(row, shown)', to: 'void shownRows' }
+]
+
+const variants: Record<string, Edit[]> = {
+  '0-none': [noCache, noPipelining, noSharing, noDefer, ...noMemo],
+  '1-cache': [noPipelining, noSharing, noDefer, ...noMemo],
+  '2-pipelined': [noSharing, noDefer, ...noMemo],
+  '3-shared': [noDefer, ...noMemo]
+}
+
+async function build (name: string, edits: Edit[]): Promise<string> {
+  const dir = path.join(VARIANTS, name)
+  await rm(dir, { recursive: true, force: true })
+  await mkdir(dir, { recursive: true })
+  await cp(path.join(ROOT, 'src'), path.join(dir, 'src'), { recursive: true })
+  await cp(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'))
+  await symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'))
+  await symlink(path.join(ROOT, 'db'), path.join(dir, 'db'))
+  for (const edit of edits) {
+    const file = path.join(dir, 'src', edit.file)
+    const text = await readFile(file, 'utf8')
+    const found = typeof edit.from === 'string' ? text.includes(edit.from) : edit.from.test(text)
+    if (!found) throw new Error(`${name}: ${edit.file} no longer has ${String(edit.from)}: update bench/ablation.ts`)
+    await writeFile(file, text.replace(edit.from, edit.to))
+  }
+  await writeFile(path.join(dir, 'tsconfig.json'), JSON.stringify({
+    extends: path.join(ROOT, 'tsconfig.json'),
+    compilerOptions: { noEmit: false, rootDir: 'src', outDir: 'dist', declaration: false, sourceMap: false, allowUnreachableCode: true },
+    include: ['src']
+  }))
+  const tsc = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(dir, 'tsconfig.json')], { stdio: 'inherit' })
+  if (tsc.status !== 0) throw new Error(`${name}: the build failed`)
+  return dir
+}
+
+const dirs: string[] = []
+for (const [name, edits] of Object.entries(variants)) {
+  process.stderr.write(`building the ${name} variant…\n`)
+  dirs.push(await build(name, edits))
+}
+const bench = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/run.ts'), '--skip-startup', ...process.argv.slice(2), '--compare', dirs.join(',')], { stdio: 'inherit' })
+bench.on('exit', (code) => { process.exitCode = code ?? 1 })

@@ -1,0 +1,77 @@
+// Verified tokens, remembered: checking a signature costs tens of microseconds (jose through WebCrypto), and a
+// monitor or dashboard sends the same token again and again. A token is cached only after jose accepted it, keyed by
+// the whole token, in a bounded LRU; every use checks `exp` again (with the clock tolerance, as jose does), and the
+// cache is emptied when the signing keys change. What "the keys change" means:
+// - HS256: the secret is fixed for the life of the process, so its tokens can only expire;
+// - JWKS_URL: a cached token signed by a JWKS key is used only while jose's copy of the key set is fresh (its
+//   cache max age); once stale, the token is verified again, which makes jose fetch the set anew. Whenever a
+//   verification finds a key set different from the one seen before, every cached token is forgotten.
+// So a key removed from the JWKS stops working exactly when it would without this cache: at jose's next fetch.
+import { LRUCache } from 'lru-cache'
+import type { TokenVerifier, VerifiedToken } from './jwt.js'
+
+/** The most tokens remembered (each at most 8 KiB, so at most a few MB). */
+export const TOKEN_CACHE_MAX = 1000
+
+interface Entry {
+  verified: VerifiedToken
+  exp: number
+  /** Signed by a key from the JWKS (so it depends on that key set staying the same). */
+  fromKeySet: boolean
+}
+
+export interface TokenCacheOptions {
+  clockToleranceSeconds: number
+  max?: number
+}
+
+export class TokenCache {
+  private readonly entries: LRUCache<string, Entry>
+  private readonly tolerance: number
+  /** The JWKS as last seen (JSON text), to notice a change. */
+  private keySetSeen: string | undefined
+
+  constructor (private readonly verifier: TokenVerifier, options: TokenCacheOptions) {
+    this.entries = new LRUCache<string, Entry>({ max: options.max ?? TOKEN_CACHE_MAX })
+    this.tolerance = options.clockToleranceSeconds
+  }
+
+  get size (): number {
+    return this.entries.size
+  }
+
+  /** As TokenVerifier.verify; refusals are thrown as they are and never remembered. */
+  async verify (token: string): Promise<VerifiedToken> {
+    const entry = this.entries.get(token)
+    if (entry !== undefined) {
+      // jose's own rule: expired when exp <= now - tolerance, now in whole seconds.
+      const expired = entry.exp <= Math.floor(Date.now() / 1000) - this.tolerance
+      const keysStale = entry.fromKeySet && this.verifier.keySet?.fresh !== true
+      if (!expired && !keysStale) return entry.verified
+      this.entries.delete(token)
+    }
+    try {
+      const verified = await this.verifier.verify(token)
+      // A token verified while the key set changed under it is not remembered: its next use checks it again.
+      const keysChanged = this.noticeKeyChange()
+      const exp = verified.claims.exp
+      if (typeof exp === 'number' && !keysChanged) this.entries.set(token, { verified, exp, fromKeySet: verified.header.alg !== 'HS256' })
+      return verified
+    } catch (error) {
+      // A refusal may follow a fetch of a new key set (a key was removed): the other tokens must not outlive it.
+      this.noticeKeyChange()
+      throw error
+    }
+  }
+
+  /** Empties the cache when the key set differs from the one seen before; true when it did. */
+  private noticeKeyChange (): boolean {
+    const current = this.verifier.keySet?.jwks()
+    if (current === undefined) return false
+    const text = JSON.stringify(current)
+    const changed = this.keySetSeen !== undefined && text !== this.keySetSeen
+    if (changed) this.entries.clear()
+    this.keySetSeen = text
+    return changed
+  }
+}
