@@ -47,7 +47,7 @@ export async function readHeartbeat (sql: Sql, who: DbIdentity): Promise<Heartbe
 /** The row as locked for a change, and the database's now() in that transaction. */
 export interface LockedHeartbeat { row: HeartbeatRow, now: Date }
 
-/** What a change did: the row before and after, and the database's now() (the new updated_at). */
+/** What a change did: the row before and after, and the database's clock at the update (the new updated_at). */
 export interface HeartbeatChange { before: HeartbeatRow, after: HeartbeatRow, now: Date }
 
 /**
@@ -72,7 +72,8 @@ function splitNow (row: LockedRow): LockedHeartbeat {
 
 /**
  * One atomic change of the operator's fields, in one transaction as `who`: lock the row, let `precondition` look at
- * it (it throws to refuse, e.g. a stale If-Match), then `update … set <changes>, updated_at = now() returning *`.
+ * it (it throws to refuse, e.g. a stale If-Match), then `update … set <changes>, updated_at = statement_timestamp() returning *`
+ * (the database's clock once the lock is held, so updated_at follows the order in which changes commit).
  * Only the writable columns of `changes` are ever written. Null when there is no row (or the role cannot even see it);
  * UpdateRefusedError when the database lets the role see the row but not change it.
  */
@@ -96,9 +97,12 @@ export async function updateHeartbeat (
       }
       const before = splitNow(locked)
       precondition(before)
+      // statement_timestamp(), not now(): now() is when the transaction began, before it queued for the row lock, so
+      // concurrent changes committed in one order would carry updated_at in another and the row's updated_at (and
+      // Last-Modified) could go back in time. This statement starts once the lock is held: after the previous change committed.
       const [updated] = await tx<LockedRow[]>`
-        update public.eva_scheduler_heartbeat set ${tx(changes, ...columns)}, updated_at = now()
-        where id = 1 returning now() as db_now, *`
+        update public.eva_scheduler_heartbeat set ${tx(changes, ...columns)}, updated_at = statement_timestamp()
+        where id = 1 returning statement_timestamp() as db_now, *`
       if (updated === undefined) throw new UpdateRefusedError(who.role, 'the update changed no row')
       const after = splitNow(updated)
       return { before: before.row, after: after.row, now: after.now }

@@ -9,6 +9,7 @@ import { deriveLiveness, type GraceSettings } from '../domain/liveness.js'
 import { breakerBody, describeChanges, normalisePatch, PAUSED_REASON_MAX_CHARS, pauseBody, RESUME_BODY, type HeartbeatPatch } from '../domain/patch.js'
 import { entityTag, heartbeatJson, ifMatch } from '../domain/representation.js'
 import { heartbeatNotFound, ProblemError } from '../errors.js'
+import { useStrictJsonBodies } from '../json-body.js'
 import type { Principal } from '../plugins/auth.js'
 import { HeartbeatResponseSchema, problem } from '../schemas.js'
 
@@ -70,9 +71,9 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
   const tagOf = ({ row, now }: LockedHeartbeat): string =>
     entityTag(heartbeatJson(row), deriveLiveness({ reachable: true, row, now }, grace).liveness)
 
-  // Scoped to this plugin: merge-patch bodies are JSON, parsed by Fastify's own parser (which refuses __proto__
-  // and constructor.prototype keys).
-  app.addContentTypeParser('application/merge-patch+json', { parseAs: 'string' }, app.getDefaultJsonParser('error', 'error'))
+  // Scoped to this plugin: both media types are JSON, read as strict UTF-8 and parsed by Fastify's own parser
+  // (which refuses __proto__ and constructor.prototype keys).
+  useStrictJsonBodies(app, PATCH_MEDIA_TYPES)
 
   app.patch('/heartbeat', {
     bodyLimit: PATCH_BODY_LIMIT_BYTES,

@@ -51,7 +51,7 @@ t.test('without the role switch, the login role itself may not write at all', as
   t.equal(await rowText(db.admin), before)
 })
 
-t.test('as service_role the change is made: only the given columns, updated_at = now()', async (t) => {
+t.test('as service_role the change is made: only the given columns, updated_at = the database\'s clock at the update', async (t) => {
   await writeRow(db.admin, { status: 'running', paused_reason: null, circuit_breaker_state: 'CLOSED', updatedAgo: 600 })
   const before = JSON.parse(await rowText(db.admin) ?? 'null') as Record<string, unknown>
   const change = await updateHeartbeat(api, SERVICE, { status: 'stopping', paused_reason: 'deploy' })
@@ -61,7 +61,7 @@ t.test('as service_role the change is made: only the given columns, updated_at =
   t.equal(change.after.status, 'stopping')
   t.equal(change.after.paused_reason, 'deploy')
   t.equal(change.after.circuit_breaker_state, 'CLOSED', 'not given, not changed')
-  t.equal(change.after.updated_at.getTime(), change.now.getTime(), 'updated_at is the transaction\'s now()')
+  t.equal(change.after.updated_at.getTime(), change.now.getTime(), 'updated_at is the database\'s clock at the update (statement_timestamp())')
   const after = JSON.parse(await rowText(db.admin) ?? 'null') as Record<string, unknown>
   const others = (row: Record<string, unknown>): Record<string, unknown> => {
     const { status: _s, paused_reason: _p, updated_at: _u, ...rest } = row
