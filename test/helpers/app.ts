@@ -17,7 +17,7 @@ export interface TestApp {
 }
 
 /** A started database (shared when given) and an app built from an environment, as the process would build it. */
-export async function startTestApp (t: Teardown, options: { env?: Record<string, string>, db?: TestDatabase, logStream?: BuildAppOptions['logStream'] } = {}): Promise<TestApp> {
+export async function startTestApp (t: Teardown, options: { env?: Record<string, string>, db?: TestDatabase } & BuildAppOptions = {}): Promise<TestApp> {
   const db = options.db ?? await startTestDatabase()
   if (options.db === undefined) t.teardown(db.close)
   const config = loadConfig({
@@ -27,7 +27,7 @@ export async function startTestApp (t: Teardown, options: { env?: Record<string,
     DB_STATEMENT_TIMEOUT_MS: '2000',
     ...options.env
   }) as AppConfig
-  const app = await buildApp(config, { logStream: options.logStream })
+  const app = await buildApp(config, { logStream: options.logStream, limits: options.limits })
   t.teardown(async () => { await app.close() })
   await app.ready()
   return { app, db, config }
