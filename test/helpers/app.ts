@@ -25,6 +25,9 @@ export async function startTestApp (t: Teardown, options: { env?: Record<string,
     JWT_SECRET: TEST_SECRET,
     LOG_LEVEL: 'silent',
     DB_STATEMENT_TIMEOUT_MS: '2000',
+    // Suites that send hundreds of bad tokens from one address (the JWT attacks, fuzzing) would meet the 429 of the
+    // failed-authentication limit; test/security/defences.test.ts turns it on and tests it.
+    AUTH_FAILURE_LIMIT_PER_MINUTE: '0',
     ...options.env
   }) as AppConfig
   const app = await buildApp(config, { logStream: options.logStream, limits: options.limits })

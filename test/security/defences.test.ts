@@ -18,6 +18,8 @@ await writeRow(db.admin)
 const reader = await bearer('authenticated')
 const admin = await bearer('service_role')
 const forged = { authorization: `Bearer ${await token({ role: 'service_role', sub: 'mallory' }, 'not-the-secret-0123456789-0123456789')}` }
+/** The production default (the test helper turns the limit off for the other suites). */
+const PRODUCTION_LIMIT = { AUTH_FAILURE_LIMIT_PER_MINUTE: '20' }
 const PAUSE = JSON.stringify({ status: 'stopping', paused_reason: 'defences test' })
 
 function assertProblem (t: Test, res: LightMyRequestResponse, status: number, code: string, what: string): void {
@@ -51,7 +53,7 @@ async function failAuthentication (t: Test, app: FastifyInstance, count: number,
 }
 
 t.test('failed authentication: 20 a minute per address, then 429 on every authenticated route', async (t) => {
-  const { app } = await startTestApp(t, { db })
+  const { app } = await startTestApp(t, { db, env: PRODUCTION_LIMIT })
   await failAuthentication(t, app, 20)
   assertLimited(t, await getHeartbeat(app, forged), 'the 21st forged token')
   assertLimited(t, await getHeartbeat(app, reader), 'a good token from the same address')
@@ -119,7 +121,7 @@ t.test('AUTH_FAILURE_LIMIT_PER_MINUTE=0: no limit, and no 429 in the OpenAPI doc
 })
 
 t.test('the OpenAPI document: 429 on every route that takes a token, nowhere else', async (t) => {
-  const { app } = await startTestApp(t, { db })
+  const { app } = await startTestApp(t, { db, env: PRODUCTION_LIMIT })
   const doc = app.swagger() as unknown as { paths: Record<string, Record<string, { security?: unknown[], responses: Record<string, { headers?: Record<string, unknown> }> }>> }
   const withToken: string[] = []
   for (const [path, operations] of Object.entries(doc.paths)) {
@@ -139,7 +141,7 @@ t.test('the OpenAPI document: 429 on every route that takes a token, nowhere els
 })
 
 t.test('a monitor polling once a second, or 200 times in a row, is never limited', async (t) => {
-  const { app } = await startTestApp(t, { db })
+  const { app } = await startTestApp(t, { db, env: PRODUCTION_LIMIT })
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
   const agent = new Agent({ keepAlive: true, maxSockets: 1 })
   t.teardown(() => { agent.destroy() })
@@ -183,7 +185,7 @@ function assertSecurityHeaders (t: Test, headers: Record<string, unknown>, what:
 }
 
 t.test('security headers on every kind of answer', async (t) => {
-  const { app } = await startTestApp(t, { db })
+  const { app } = await startTestApp(t, { db, env: PRODUCTION_LIMIT })
   const answers: Array<[string, Promise<LightMyRequestResponse>, number]> = [
     ['GET /heartbeat', app.inject({ url: '/heartbeat', headers: reader }), 200],
     ['HEAD /heartbeat', app.inject({ method: 'HEAD', url: '/heartbeat', headers: reader }), 200],
@@ -210,7 +212,7 @@ t.test('security headers on every kind of answer', async (t) => {
 })
 
 t.test('/docs: the UI gets a policy that lets its own scripts and styles load', async (t) => {
-  const { app } = await startTestApp(t, { db })
+  const { app } = await startTestApp(t, { db, env: PRODUCTION_LIMIT })
   for (const url of ['/docs', '/docs/']) {
     const page = await app.inject({ url })
     t.equal(page.statusCode, 200, `${url}: 200`)
@@ -244,7 +246,7 @@ t.test('/docs: the UI gets a policy that lets its own scripts and styles load', 
 })
 
 t.test('CORS: off unless CORS_ORIGINS is set', async (t) => {
-  const { app } = await startTestApp(t, { db })
+  const { app } = await startTestApp(t, { db, env: PRODUCTION_LIMIT })
   const res = await app.inject({ url: '/heartbeat', headers: { ...reader, origin: 'https://ops.example.com' } })
   t.equal(res.statusCode, 200)
   t.same(Object.keys(res.headers).filter((name) => name.startsWith('access-control-')), [], 'no access-control-* header')
@@ -255,7 +257,7 @@ t.test('CORS: off unless CORS_ORIGINS is set', async (t) => {
 
 t.test('CORS with CORS_ORIGINS: those origins only', async (t) => {
   const allowed = 'https://ops.example.com'
-  const { app } = await startTestApp(t, { db, env: { CORS_ORIGINS: `${allowed}, https://grafana.example.com:3000` } })
+  const { app } = await startTestApp(t, { db, env: { ...PRODUCTION_LIMIT, CORS_ORIGINS: `${allowed}, https://grafana.example.com:3000` } })
   const preflight = async (origin: string): Promise<LightMyRequestResponse> => await app.inject({
     method: 'OPTIONS',
     url: '/heartbeat',
@@ -315,7 +317,7 @@ async function rawExchange (port: number, text: string, waitMs = 10_000): Promis
 }
 
 t.test('header and body size limits, over a real socket', async (t) => {
-  const { app } = await startTestApp(t, { db })
+  const { app } = await startTestApp(t, { db, env: PRODUCTION_LIMIT })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const port = (app.server.address() as { port: number }).port
   t.equal((app.server as { maxHeaderSize?: number }).maxHeaderSize, 16 * 1024, 'headers: 16 KiB together')
@@ -352,7 +354,7 @@ t.test('header and body size limits, over a real socket', async (t) => {
 })
 
 t.test('timeouts and keep-alive: the production values', async (t) => {
-  const { app } = await startTestApp(t, { db })
+  const { app } = await startTestApp(t, { db, env: PRODUCTION_LIMIT })
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
   t.equal(app.server.requestTimeout, HTTP_LIMITS.requestTimeoutMs, 'a request must arrive within 30 s')
   t.equal(HTTP_LIMITS.requestTimeoutMs, 30_000)
@@ -380,7 +382,7 @@ t.test('timeouts: unfinished requests are cut, an event stream is not', async (t
   const IDLE_TIMEOUT_MS = 1500
   const { app } = await startTestApp(t, {
     db,
-    env: { EVENTS_KEEPALIVE_MS: '200' },
+    env: { ...PRODUCTION_LIMIT, EVENTS_KEEPALIVE_MS: '200' },
     limits: { requestTimeoutMs: REQUEST_TIMEOUT_MS, timeoutCheckIntervalMs: 100, connectionTimeoutMs: IDLE_TIMEOUT_MS }
   })
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
