@@ -2,11 +2,14 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { AppConfig } from './config.js'
+import { clientErrorHandler, HTTP_LIMITS, type HttpLimits } from './http-limits.js'
+import authLimitPlugin from './plugins/auth-limit.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import errorsPlugin from './plugins/errors.js'
 import eventsPlugin from './plugins/events.js'
 import metricsPlugin from './plugins/metrics.js'
+import securityHeadersPlugin from './plugins/security-headers.js'
 import swaggerPlugin from './plugins/swagger.js'
 import adminRoutes from './routes/admin.js'
 import healthRoutes, { ReadinessSchema } from './routes/health.js'
@@ -23,9 +26,12 @@ export const EVENTS_RETRY_MS = 3000
 export interface BuildAppOptions {
   /** Where log lines go instead of stdout (tests read the audit lines from it). Nothing else changes. */
   logStream?: { write: (line: string) => void }
+  /** Shorter timeouts and failure window for tests (the defaults are HTTP_LIMITS). */
+  limits?: Partial<HttpLimits>
 }
 
 export async function buildApp (config: AppConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const limits = { ...HTTP_LIMITS, ...options.limits }
   const app = Fastify({
     logger: {
       level: config.logLevel,
@@ -33,9 +39,11 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
       ...(options.logStream !== undefined ? { stream: options.logStream } : {})
     },
     bodyLimit: BODY_LIMIT_BYTES,
-    requestTimeout: 30_000,
-    connectionTimeout: 60_000,
-    keepAliveTimeout: 72_000,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.connectionTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    http: { maxHeaderSize: limits.maxHeaderBytes, connectionsCheckingInterval: limits.timeoutCheckIntervalMs },
+    clientErrorHandler,
     return503OnClosing: true,
     ajv: {
       customOptions: {
@@ -55,8 +63,10 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   for (const schema of [...SHARED_SCHEMAS, ReadinessSchema]) app.addSchema(schema)
 
   await app.register(errorsPlugin)
+  await app.register(securityHeadersPlugin, { corsOrigins: config.corsOrigins })
   await app.register(metricsPlugin)
   await app.register(dbPlugin, { url: config.databaseUrl, settings: config.db })
+  await app.register(authLimitPlugin, { limit: config.authFailureLimitPerMinute, windowMs: limits.authFailureWindowMs })
   await app.register(authPlugin, { jwt: config.jwt })
   await app.register(swaggerPlugin)
   await app.register(eventsPlugin, { grace: config.grace, ...config.events })

@@ -13,6 +13,9 @@ const Num = (fallback: number, minimum: number, maximum: number, what: string): 
 const Text = (what: string, options: { minLength?: number, pattern?: string } = {}): TSchema =>
   Type.Optional(Type.String({ minLength: 1, ...options, description: what }))
 
+/** An origin as browsers send it: scheme, host, optional port; no path, no trailing slash, no wildcard. */
+const ORIGIN = 'https?://([A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?'
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 /** Every variable the service reads. Anything else in the environment is ignored. */
@@ -38,7 +41,10 @@ export const EnvSchema = Type.Object({
   LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info', description: `one of ${LOG_LEVELS.join(', ')}` }),
   DATA_DIR: Type.String({ default: '.data', minLength: 1, description: 'where the embedded server and the development secret live' }),
   DEMO_SCHEDULER: Bool(true, 'run the demo scheduler (embedded mode only)'),
-  DEMO_INTERVAL_SECONDS: Num(5, 0.05, 3600, 'the demo scheduler\'s base poll interval')
+  DEMO_INTERVAL_SECONDS: Num(5, 0.05, 3600, 'the demo scheduler\'s base poll interval'),
+  AUTH_FAILURE_LIMIT_PER_MINUTE: Int(20, 0, 100000, 'failed authentications (401) one client address may have in a minute before its authenticated requests get 429; 0: no limit'),
+  CORS_ORIGINS: Text('a comma-separated list of origins such as https://ops.example.com (scheme, host and port only) that browsers may call the API from; unset: no CORS',
+    { pattern: `^${ORIGIN}(\\s*,\\s*${ORIGIN})*$` })
 })
 
 export interface Config {
@@ -56,6 +62,10 @@ export interface Config {
   logLevel: typeof LOG_LEVELS[number]
   dataDir: string
   demo: { enabled: boolean, intervalSeconds: number }
+  /** 0: failed authentication is not limited. */
+  authFailureLimitPerMinute: number
+  /** Empty: no CORS headers at all. */
+  corsOrigins: readonly string[]
 }
 
 /** What buildApp needs: a database to talk to and at least one way to verify tokens. */
@@ -130,7 +140,10 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
     db: { poolMax: num('DB_POOL_MAX'), statementTimeoutMs: num('DB_STATEMENT_TIMEOUT_MS'), prepare: bool('DB_PREPARE') },
     logLevel: v.LOG_LEVEL as Config['logLevel'],
     dataDir: str('DATA_DIR') as string,
-    demo: { enabled: bool('DEMO_SCHEDULER'), intervalSeconds: num('DEMO_INTERVAL_SECONDS') }
+    demo: { enabled: bool('DEMO_SCHEDULER'), intervalSeconds: num('DEMO_INTERVAL_SECONDS') },
+    authFailureLimitPerMinute: num('AUTH_FAILURE_LIMIT_PER_MINUTE'),
+    // Browsers send the scheme and host in lower case; a list written otherwise must still match.
+    corsOrigins: str('CORS_ORIGINS')?.split(',').map((origin) => origin.trim().toLowerCase()) ?? []
   }
   if (config.databaseUrl !== undefined && config.jwt.secret === undefined && config.jwt.jwksUrl === undefined) {
     throw new ConfigError('JWT_SECRET or JWKS_URL must be set when DATABASE_URL is set: without a key no token can be verified')

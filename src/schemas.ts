@@ -72,7 +72,7 @@ const CHALLENGED = new Set([401, 403])
 export function problem (description: string, status?: number) {
   const headers = status === undefined
     ? undefined
-    : CHALLENGED.has(status) ? { 'WWW-Authenticate': HEADERS.wwwAuthenticate } : status === 503 ? { 'Retry-After': HEADERS.retryAfter } : undefined
+    : CHALLENGED.has(status) ? { 'WWW-Authenticate': HEADERS.wwwAuthenticate } : status === 503 || status === 429 ? { 'Retry-After': HEADERS.retryAfter } : undefined
   return { description, ...(headers === undefined ? {} : { headers }), content: { 'application/problem+json': { schema: Type.Ref(ProblemSchema) } } }
 }
 

@@ -36,7 +36,9 @@ t.test('defaults', async (t) => {
     logLevel: 'info',
     dataDir: '.data',
     demo: { enabled: true, intervalSeconds: 5 },
-    events: { intervalMs: 1000, keepAliveMs: 15000 }
+    events: { intervalMs: 1000, keepAliveMs: 15000 },
+    authFailureLimitPerMinute: 20,
+    corsOrigins: []
   } satisfies Config)
 })
 
@@ -65,7 +67,9 @@ t.test('conversions from text', async (t) => {
     LOG_LEVEL: 'debug',
     DATA_DIR: '/var/lib/eva',
     DEMO_SCHEDULER: 'False',
-    DEMO_INTERVAL_SECONDS: '0.5'
+    DEMO_INTERVAL_SECONDS: '0.5',
+    AUTH_FAILURE_LIMIT_PER_MINUTE: '0',
+    CORS_ORIGINS: 'https://ops.example.com, http://Grafana.Example.com:3000,http://[::1]:8080'
   })
   t.same(config, {
     databaseUrl: DATABASE_URL,
@@ -86,7 +90,9 @@ t.test('conversions from text', async (t) => {
     logLevel: 'debug',
     dataDir: '/var/lib/eva',
     demo: { enabled: false, intervalSeconds: 0.5 },
-    events: { intervalMs: 1000, keepAliveMs: 15000 }
+    events: { intervalMs: 1000, keepAliveMs: 15000 },
+    authFailureLimitPerMinute: 0,
+    corsOrigins: ['https://ops.example.com', 'http://grafana.example.com:3000', 'http://[::1]:8080']
   } satisfies Config)
   t.equal(typeof config.port, 'number')
   t.equal(typeof config.livenessPublic, 'boolean')
@@ -117,7 +123,16 @@ t.test('each bad value: one line that names the variable and what it expects', a
     ['STALE_GRACE_SECONDS', 'soon', /number from 0 to 86400/],
     ['DB_POOL_MAX', '0', /whole number from 1 to 100/],
     ['DB_STATEMENT_TIMEOUT_MS', '5s', /whole number from 100 to 600000/],
-    ['DEMO_INTERVAL_SECONDS', '0', /number from 0.05 to 3600/]
+    ['DEMO_INTERVAL_SECONDS', '0', /number from 0.05 to 3600/],
+    ['AUTH_FAILURE_LIMIT_PER_MINUTE', '-1', /whole number from 0 to 100000/],
+    ['AUTH_FAILURE_LIMIT_PER_MINUTE', 'off', /whole number from 0 to 100000/],
+    ['CORS_ORIGINS', '*', /comma-separated list of origins/],
+    ['CORS_ORIGINS', 'https://ops.example.com/', /scheme, host and port only/],
+    ['CORS_ORIGINS', 'https://ops.example.com/app', /scheme, host and port only/],
+    ['CORS_ORIGINS', 'ops.example.com', /comma-separated list of origins/],
+    ['CORS_ORIGINS', 'https://a.example.com,,https://b.example.com', /comma-separated list of origins/],
+    ['CORS_ORIGINS', 'https://*.example.com', /comma-separated list of origins/],
+    ['CORS_ORIGINS', 'null', /comma-separated list of origins/]
   ]
   for (const [name, value, expects] of cases) {
     const error = configError({ [name]: value })

@@ -5,6 +5,7 @@ import { bearerToken, forbidden, JwksUnavailableProblem, singleAuthorization, To
 import { TokenCache } from '../auth/token-cache.js'
 import type { DbIdentity } from '../db/heartbeat.js'
 import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain/policies.js'
+import { ProblemError } from '../errors.js'
 
 export interface Principal extends DbIdentity {
   role: ApiRole
@@ -39,7 +40,7 @@ export default fp<{ jwt: JwtSettings }>(async (app, { jwt }) => {
   app.decorate('verifier', verifier)
   app.decorateRequest('principal', undefined)
 
-  async function authenticate (request: FastifyRequest, action: TableAction): Promise<Principal> {
+  async function verifyRequest (request: FastifyRequest, action: TableAction): Promise<Principal> {
     const token = bearerToken(singleAuthorization(request.raw.rawHeaders))
     if (token === undefined) throw unauthorized('missing_token', 'This endpoint needs a bearer token (Authorization: Bearer <JWT>).', false)
     const { claims, header, role } = await tokens.verify(token).catch((error: unknown) => {
@@ -55,8 +56,20 @@ export default fp<{ jwt: JwtSettings }>(async (app, { jwt }) => {
     return { role, claims, subject }
   }
 
+  async function authenticate (request: FastifyRequest, action: TableAction): Promise<Principal> {
+    await app.authFailures.refuseIfLimited(request)
+    try {
+      return await verifyRequest(request, action)
+    } catch (error) {
+      // A token that does not verify, or a malformed Authorization header, counts as a failure. No token at all is not
+      // an attempt; a 403 comes from a genuine token; a 503 (keys unavailable) is not the client's failure.
+      if (error instanceof ProblemError && error.status === 401 && error.code !== 'missing_token') await app.authFailures.count(request)
+      throw error
+    }
+  }
+
   app.decorate('authenticate', authenticate)
   app.decorate('requireRole', (action: TableAction): preHandlerAsyncHookHandler => async (request) => {
     request.principal = await authenticate(request, action)
   })
-}, { name: 'auth' })
+}, { name: 'auth', dependencies: ['auth-limit'] })

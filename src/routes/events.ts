@@ -43,6 +43,8 @@ const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app,
   }, async (request, reply) => {
     reply.hijack()
     const res = reply.raw
+    // Headers the hooks set on the reply (CORS) would be lost with the hijack: carried over.
+    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value)
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',

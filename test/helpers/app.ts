@@ -17,7 +17,7 @@ export interface TestApp {
 }
 
 /** A started database (shared when given) and an app built from an environment, as the process would build it. */
-export async function startTestApp (t: Teardown, options: { env?: Record<string, string>, db?: TestDatabase, logStream?: BuildAppOptions['logStream'] } = {}): Promise<TestApp> {
+export async function startTestApp (t: Teardown, options: { env?: Record<string, string>, db?: TestDatabase } & BuildAppOptions = {}): Promise<TestApp> {
   const db = options.db ?? await startTestDatabase()
   if (options.db === undefined) t.teardown(db.close)
   const config = loadConfig({
@@ -25,9 +25,12 @@ export async function startTestApp (t: Teardown, options: { env?: Record<string,
     JWT_SECRET: TEST_SECRET,
     LOG_LEVEL: 'silent',
     DB_STATEMENT_TIMEOUT_MS: '2000',
+    // Suites that send hundreds of bad tokens from one address (the JWT attacks, fuzzing) would meet the 429 of the
+    // failed-authentication limit; test/security/defences.test.ts turns it on and tests it.
+    AUTH_FAILURE_LIMIT_PER_MINUTE: '0',
     ...options.env
   }) as AppConfig
-  const app = await buildApp(config, { logStream: options.logStream })
+  const app = await buildApp(config, { logStream: options.logStream, limits: options.limits })
   t.teardown(async () => { await app.close() })
   await app.ready()
   return { app, db, config }

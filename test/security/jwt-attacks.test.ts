@@ -200,7 +200,9 @@ type JwksTimings = Pick<JwtSettings, 'jwksTimeoutMs' | 'jwksCacheMaxAgeMs' | 'jw
 /** An app that knows only the JWKS at `url` (JWT_SECRET empty counts as unset), with these JWKS timings. */
 async function startJwksApp (t: Tap, url: string, timings: JwksTimings = {}, env: Record<string, string> = {}): Promise<FastifyInstance> {
   const config = loadConfig({
-    DATABASE_URL: db.apiUrl, JWKS_URL: url, LOG_LEVEL: 'silent', DB_STATEMENT_TIMEOUT_MS: '2000', ...small, ...env
+    DATABASE_URL: db.apiUrl, JWKS_URL: url, LOG_LEVEL: 'silent', DB_STATEMENT_TIMEOUT_MS: '2000',
+    // As in startTestApp: hundreds of refusals from one address; the limit itself is tested in defences.test.ts.
+    AUTH_FAILURE_LIMIT_PER_MINUTE: '0', ...small, ...env
   }) as AppConfig
   const built = await buildApp({ ...config, jwt: { ...config.jwt, ...timings } })
   t.teardown(async () => await built.close())

@@ -1,0 +1,46 @@
+// Response headers for a JSON API (@fastify/helmet) and, only when CORS_ORIGINS lists origins, CORS (@fastify/cors).
+// /docs is the one HTML page: the swagger plugin gives it a policy of its own that lets the UI load (plugins/swagger.ts).
+import cors from '@fastify/cors'
+import helmet from '@fastify/helmet'
+import fp from 'fastify-plugin'
+
+export interface SecurityHeadersOptions {
+  /** Empty: no CORS headers on any answer, and OPTIONS is not answered. */
+  corsOrigins: readonly string[]
+}
+
+/** What a browser page on an allowed origin may send and read. */
+export const CORS = {
+  methods: ['GET', 'HEAD', 'PATCH'],
+  allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'If-None-Match', 'Last-Event-ID'],
+  exposedHeaders: ['ETag', 'Retry-After'],
+  maxAgeSeconds: 600
+}
+
+export default fp<SecurityHeadersOptions>(async (app, { corsOrigins }) => {
+  await app.register(helmet, {
+    // The answers are JSON, problem+json, health+json, Prometheus text and an event stream: nothing in them may load
+    // anything or be framed. (helmet's defaults are written for HTML pages.)
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    xFrameOptions: { action: 'deny' },
+    // Off: the service speaks plain HTTP (on loopback by default); HSTS belongs to whatever terminates TLS in front.
+    strictTransportSecurity: false
+    // Kept from helmet's defaults: X-Content-Type-Options nosniff, Cross-Origin-Resource-Policy same-origin,
+    // Cross-Origin-Opener-Policy same-origin, Referrer-Policy no-referrer, X-DNS-Prefetch-Control off,
+    // X-Permitted-Cross-Domain-Policies none, X-Download-Options noopen, Origin-Agent-Cluster, X-XSS-Protection 0,
+    // and no X-Powered-By.
+  })
+  if (corsOrigins.length === 0) return
+  await app.register(cors, {
+    // Exact matches only: no patterns, no reflection of whatever Origin is sent.
+    origin: [...corsOrigins],
+    methods: CORS.methods,
+    allowedHeaders: CORS.allowedHeaders,
+    exposedHeaders: CORS.exposedHeaders,
+    // Bearer tokens, never cookies: the browser never sends credentials on its own.
+    credentials: false,
+    maxAge: CORS.maxAgeSeconds,
+    // An OPTIONS without the preflight headers gets an empty 204 rather than a text/plain 400.
+    strictPreflight: false
+  })
+}, { name: 'security-headers' })
