@@ -52,16 +52,17 @@ export class HeartbeatStore {
   }
 
   /**
-   * `work` within the deadline. Once the caller has its answer (the work's, or the deadline's 503) the signal is
-   * aborted, so that work still queued for a connection, or still waiting for a lock, stops instead of running
-   * (and committing) after the caller was told it failed.
+   * `work` within the deadline. Once the caller has been told it failed (by the deadline's 503, or the work's own
+   * error) the signal is aborted, so that work still queued for a connection, or still waiting for a lock, stops
+   * instead of running (and committing) afterwards.
    */
   private async deadline<T> (work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController()
     try {
       return await withDeadline(work(controller.signal), this.deadlineMs)
-    } finally {
+    } catch (error) {
       controller.abort(new DatabaseTimeoutError(`abandoned after ${this.deadlineMs} ms`))
+      throw error
     }
   }
 
