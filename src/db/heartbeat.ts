@@ -4,6 +4,7 @@ import type { Sql, TransactionSql } from 'postgres'
 import type { HeartbeatRow } from '../domain/heartbeat.js'
 import { WRITABLE_FIELDS, type HeartbeatChanges } from '../domain/patch.js'
 import type { ApiRole } from '../domain/policies.js'
+import { transaction } from './transaction.js'
 
 export interface DbIdentity {
   role: ApiRole
@@ -19,11 +20,16 @@ export interface HeartbeatSnapshot {
 
 type DbRow = HeartbeatRow & { db_now: Date, found: boolean }
 
-export async function asRole<T> (sql: Sql, who: DbIdentity, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
-  return await sql.begin(async (tx) => {
+/**
+ * `work` in one transaction as `who`. An aborted `signal` (the caller has been answered already, see HeartbeatStore)
+ * stops it before its first statement: work that waited for a connection past its deadline sends nothing.
+ */
+export async function asRole<T> (sql: Sql, who: DbIdentity, work: (tx: TransactionSql) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  return await transaction(sql, async (tx) => {
+    signal?.throwIfAborted()
     await tx`select set_config('role', ${who.role}, true), set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true)`
     return await work(tx)
-  }) as T
+  })
 }
 
 function toSnapshot (rows: readonly DbRow[]): HeartbeatSnapshot {
@@ -40,8 +46,8 @@ export async function selectHeartbeat (tx: TransactionSql): Promise<HeartbeatSna
     from (select 1) as one left join public.eva_scheduler_heartbeat h on h.id = 1`)
 }
 
-export async function readHeartbeat (sql: Sql, who: DbIdentity): Promise<HeartbeatSnapshot> {
-  return await asRole(sql, who, async (tx) => await selectHeartbeat(tx))
+export async function readHeartbeat (sql: Sql, who: DbIdentity, signal?: AbortSignal): Promise<HeartbeatSnapshot> {
+  return await asRole(sql, who, async (tx) => await selectHeartbeat(tx), signal)
 }
 
 /** The row as locked for a change, and the database's now() in that transaction. */
@@ -81,7 +87,8 @@ export async function updateHeartbeat (
   sql: Sql,
   who: DbIdentity,
   changes: HeartbeatChanges,
-  precondition: (current: LockedHeartbeat) => void = () => {}
+  precondition: (current: LockedHeartbeat) => void = () => {},
+  signal?: AbortSignal
 ): Promise<HeartbeatChange | null> {
   const columns = WRITABLE_FIELDS.filter((field) => Object.hasOwn(changes, field))
   if (columns.length === 0) throw new TypeError('updateHeartbeat needs at least one writable field')
@@ -96,6 +103,8 @@ export async function updateHeartbeat (
         throw new UpdateRefusedError(who.role, 'no row-level security policy lets it update the row')
       }
       const before = splitNow(locked)
+      // The lock may have been granted after the caller was answered 503: then nothing is written.
+      signal?.throwIfAborted()
       precondition(before)
       // statement_timestamp(), not now(): now() is when the transaction began, before it queued for the row lock, so
       // concurrent changes committed in one order would carry updated_at in another and the row's updated_at (and
@@ -106,7 +115,7 @@ export async function updateHeartbeat (
       if (updated === undefined) throw new UpdateRefusedError(who.role, 'the update changed no row')
       const after = splitNow(updated)
       return { before: before.row, after: after.row, now: after.now }
-    })
+    }, signal)
   } catch (error) {
     if ((error as { code?: unknown }).code === INSUFFICIENT_PRIVILEGE) {
       throw new UpdateRefusedError(who.role, 'permission denied', { cause: error })

@@ -11,6 +11,7 @@ import postgres, { type Sql } from 'postgres'
 import type { HeartbeatRow } from '../domain/heartbeat.js'
 import type { DbIdentity, HeartbeatSnapshot } from './heartbeat.js'
 import { policyVersionSql } from './policy-version.js'
+import { isConnectionLost } from './transaction.js'
 
 export interface PipelinedReading extends HeartbeatSnapshot {
   /** The version of the table's policies when the row was read. */
@@ -19,10 +20,12 @@ export interface PipelinedReading extends HeartbeatSnapshot {
 
 type ReadRow = HeartbeatRow & { db_now: Date, found: boolean, policy_version: string }
 
-export async function readHeartbeatPipelined (sql: Sql, who: DbIdentity): Promise<PipelinedReading> {
+/** An aborted `signal` (the caller has been answered already) stops it before it sends anything. */
+export async function readHeartbeatPipelined (sql: Sql, who: DbIdentity, signal?: AbortSignal): Promise<PipelinedReading> {
   const conn = await sql.reserve()
   let reusable = true
   try {
+    signal?.throwIfAborted()
     // execute() queues each statement at once, in this order, on this connection (awaiting a query, or an async
     // function that does, would queue it a tick later, after the commit); allSettled observes every rejection.
     const [begin, role, read, commit] = await Promise.allSettled([
@@ -39,11 +42,14 @@ export async function readHeartbeatPipelined (sql: Sql, who: DbIdentity): Promis
       const { db_now: now, found, policy_version: policyVersion, ...row } = first
       return { row: found ? row : null, now, policyVersion }
     }
-    // A COMMIT after a failed statement has rolled back already; this makes sure, and shows whether the connection
-    // still works. One that broke has been let go by postgres.js and must not be handed back to the pool.
-    reusable = await conn`rollback`.execute().then(() => true, (error: unknown) => error instanceof postgres.PostgresError)
     const failed = [begin, role, read, commit].find((outcome) => outcome.status === 'rejected')
-    throw failed?.status === 'rejected' ? failed.reason : new Error('the heartbeat read failed')
+    const reason: unknown = failed?.status === 'rejected' ? failed.reason : new Error('the heartbeat read failed')
+    // A connection that is gone ended its transaction with it: nothing is sent on it (see transaction.ts), and it is
+    // not handed back (postgres.js has let it go). Otherwise a COMMIT after a failed statement has rolled back
+    // already; the ROLLBACK makes sure, and shows whether the connection still works.
+    reusable = !isConnectionLost(reason) &&
+      await conn`rollback`.execute().then(() => true, (error: unknown) => error instanceof postgres.PostgresError)
+    throw reason
   } finally {
     if (reusable) conn.release()
   }

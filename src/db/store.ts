@@ -3,12 +3,13 @@
 import type { Sql } from 'postgres'
 import type { HeartbeatReading } from '../domain/liveness.js'
 import type { ApiRole } from '../domain/policies.js'
-import { isDatabaseUnavailable, withDeadline } from './errors.js'
+import { DatabaseTimeoutError, isDatabaseUnavailable, withDeadline } from './errors.js'
 import type { HeartbeatChanges } from '../domain/patch.js'
 import { updateHeartbeat, type DbIdentity, type HeartbeatChange, type HeartbeatSnapshot, type LockedHeartbeat } from './heartbeat.js'
 import { InFlight } from './in-flight.js'
 import { readHeartbeatPipelined } from './pipelined-read.js'
 import { readPolicyVersion } from './policy-version.js'
+import { isConnectionLost } from './transaction.js'
 
 interface SharedRead {
   snapshot: HeartbeatSnapshot
@@ -34,7 +35,11 @@ export class HeartbeatStore {
   private recheck: Promise<void> | undefined
   private readonly reads = new InFlight<ApiRole, SharedRead>()
 
-  constructor (readonly sql: Sql, private readonly deadlineMs: number) {}
+  /**
+   * `readAttempts`: how many times a read is tried when its connection turns out to be gone; the pool size plus one
+   * outlasts a pool whose every connection was killed at once (each dead one fails one try, then reconnects).
+   */
+  constructor (readonly sql: Sql, private readonly deadlineMs: number, private readonly readAttempts = 1) {}
 
   async read (who: DbIdentity): Promise<HeartbeatReading> {
     try {
@@ -48,12 +53,14 @@ export class HeartbeatStore {
 
   /**
    * One change of the operator's fields (see updateHeartbeat): null when there is no row. An unavailable database
-   * throws as it is (the routes answer 503). When only the deadline fires the transaction may still commit later;
-   * a change sets absolute values, so sending it again is safe.
+   * throws as it is (the routes answer 503). When the deadline fires first, the change is abandoned: it is not
+   * written if it has not locked the row by then (only a deadline that fires during the UPDATE or the COMMIT
+   * itself, a few milliseconds, can leave a 503 whose change was written; a change sets absolute values, so
+   * sending it again is safe).
    */
   async update (who: DbIdentity, changes: HeartbeatChanges, precondition?: (current: LockedHeartbeat) => void): Promise<HeartbeatChange | null> {
     try {
-      return await withDeadline(updateHeartbeat(this.sql, who, changes, precondition), this.deadlineMs)
+      return await this.deadline(async (signal) => await updateHeartbeat(this.sql, who, changes, precondition, signal))
     } finally {
       // A read in flight may have started before this write: reads asked for from now on start after it.
       this.reads.forget()
@@ -73,11 +80,39 @@ export class HeartbeatStore {
     return (await this.readAs(who)).snapshot
   }
 
+  /**
+   * One read, tried again (within the same deadline, `readAttempts` times in all) when it found its connection gone:
+   * a read is idempotent, and connections killed between two requests (pg_terminate_backend, a restart, a pooler)
+   * can be found dead only when used. Writes are never tried again.
+   */
   private async readAs (who: DbIdentity): Promise<SharedRead> {
-    const { policyVersion, ...snapshot } = await withDeadline(readHeartbeatPipelined(this.sql, who), this.deadlineMs)
+    const { policyVersion, ...snapshot } = await this.deadline(async (signal) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await readHeartbeatPipelined(this.sql, who, signal)
+        } catch (error) {
+          if (attempt >= this.readAttempts || !isConnectionLost(error) || signal.aborted) throw error
+        }
+      }
+    })
     const mirrored = policyVersion === this.mirroredVersion
     if (!mirrored) void this.checkPolicies()
     return { snapshot, mirrored, who }
+  }
+
+  /**
+   * `work` within the deadline. Once the caller has been told it failed (by the deadline's 503, or the work's own
+   * error) the signal is aborted, so that work still queued for a connection, or still waiting for a lock, stops
+   * instead of running (and committing) afterwards.
+   */
+  private async deadline<T> (work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController()
+    try {
+      return await withDeadline(work(controller.signal), this.deadlineMs)
+    } catch (error) {
+      controller.abort(new DatabaseTimeoutError(`abandoned after ${this.deadlineMs} ms`))
+      throw error
+    }
   }
 
   /**

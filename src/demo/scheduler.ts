@@ -2,6 +2,7 @@
 // (domain.md), and unlike today's real scheduler it honours an operator's pause.
 import { randomBytes } from 'node:crypto'
 import type { Sql } from 'postgres'
+import { transaction } from '../db/transaction.js'
 
 export interface DemoSchedulerOptions {
   intervalSeconds: number
@@ -51,7 +52,7 @@ export class DemoScheduler {
 
   /** One poll: read the operator's control fields, decide, dispatch, write the row — all in one transaction. */
   async poll (options: { stopping?: boolean } = {}): Promise<void> {
-    await this.sql.begin(async (tx) => {
+    await transaction(this.sql, async (tx) => {
       const [current] = await tx<ControlFields[]>`
         select status, paused_reason, circuit_breaker_state from public.eva_scheduler_heartbeat where id = 1 for update`
       // An operator's pause: stopping or stopped with a reason. `running` with a reason is the breaker's note, not a pause.

@@ -16,7 +16,7 @@ export interface DbPluginOptions { url: string, settings: DbSettings }
 export default fp<DbPluginOptions>(async (app, { url, settings }) => {
   const sql = createSql(url, settings)
   // A little over the server's statement timeout, so that the server's own cancellation normally wins.
-  const store = new HeartbeatStore(sql, settings.statementTimeoutMs + 500)
+  const store = new HeartbeatStore(sql, settings.statementTimeoutMs + 500, settings.poolMax + 1)
   app.decorate('sql', sql)
   app.decorate('store', store)
   app.addHook('onClose', async () => { await sql.end({ timeout: 5 }) })

@@ -1,0 +1,35 @@
+// sql.begin, safe when the connection dies inside the transaction.
+//
+// postgres.js 3.4.9 (the latest release) answers an error inside sql.begin by sending ROLLBACK on the transaction's
+// connection. When the error is that the connection itself is gone (the backend terminated with pg_terminate_backend,
+// the server stopped or restarted, a pooler dropped it), that ROLLBACK is written to a socket the driver has already
+// set to null, from a setImmediate: an uncaught TypeError ("Cannot read properties of null (reading 'write')") that
+// no caller can catch, and which ends the process. Upstream: porsager/postgres issues #1066, #1154 and #1208 (open).
+// test/faults/terminate.test.ts kills the API's backends mid-transaction and fails on that crash.
+//
+// The server ends a transaction with its connection, so there is nothing to roll back: when the work fails because
+// the connection is lost, the callback never settles, the driver sends nothing more on that connection, and begin()
+// rejects by itself through its own close handler (CONNECTION_CLOSED), which callers treat as "database unavailable".
+import type { Sql, TransactionSql } from 'postgres'
+
+/** The driver's and the socket's codes for a connection that is gone, and the server's "terminating connection". */
+const CONNECTION_LOST = new Set([
+  'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT',
+  '57P01', '57P02'
+])
+
+export function isConnectionLost (error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined
+  return typeof code === 'string' && CONNECTION_LOST.has(code)
+}
+
+export async function transaction<T> (sql: Sql, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
+  return await sql.begin(async (tx) => {
+    try {
+      return await work(tx)
+    } catch (error) {
+      if (isConnectionLost(error)) return await new Promise<never>(() => {})
+      throw error
+    }
+  }) as T
+}
