@@ -1,107 +1,22 @@
 // The process, run as a user runs it (node + tsx on src/server.ts, so no stale build is used): bad configuration,
 // an external database without the table, an external database that is right, and the embedded default with its
 // demo scheduler, token command and development secret, across restarts on the same DATA_DIR.
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { EnvSchema } from '../src/config.js'
 import { freePort } from '../src/db/local-postgres.js'
 import { bearer, TEST_SECRET, token, writeRow } from './helpers/app.js'
 import { startTestDatabase } from './helpers/database.js'
-
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
-
-/** The environment of the test run without any variable the service reads: each test says what it sets. */
-function environment (env: Record<string, string>): NodeJS.ProcessEnv {
-  const base: NodeJS.ProcessEnv = { ...process.env }
-  for (const key of Object.keys(EnvSchema.properties)) delete base[key]
-  return { ...base, ...env }
-}
-
-interface Exit { code: number | null, signal: NodeJS.Signals | null }
-
-/** One run of `node --import tsx src/server.ts`, with its output collected and its end awaited. */
-class ServerProcess {
-  readonly child: ChildProcess
-  readonly spawnedAt = performance.now()
-  stdout = ''
-  stderr = ''
-  readonly exited: Promise<Exit>
-  private exit: Exit | undefined
-
-  constructor (env: Record<string, string>, options: { detached?: boolean } = {}) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      cwd: ROOT, env: environment(env), stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false
-    })
-    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { this.stdout += chunk })
-    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { this.stderr += chunk })
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
-        this.exit = { code, signal }
-        resolve(this.exit)
-      })
-    })
-  }
-
-  get running (): boolean { return this.exit === undefined }
-
-  /** The JSON log lines on stdout. */
-  logLines (): Array<Record<string, unknown>> {
-    return this.stdout.split('\n').filter((line) => line.startsWith('{')).flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Record<string, unknown>]
-      } catch {
-        return []
-      }
-    })
-  }
-
-  /** Waits for the "ready" log line; gives the address and the time from spawn. */
-  async ready (timeoutMs = 30_000): Promise<{ address: string, ms: number }> {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline) {
-      const line = this.logLines().find((l) => l.msg === 'ready')
-      if (line !== undefined && typeof line.address === 'string') return { address: line.address, ms: Math.round(performance.now() - this.spawnedAt) }
-      if (!this.running) throw new Error(`the server exited (${JSON.stringify(this.exit)}) before it was ready: ${this.stderr}`)
-      await sleep(25)
-    }
-    throw new Error(`not ready within ${timeoutMs} ms; stdout: ${this.stdout}; stderr: ${this.stderr}`)
-  }
-
-  /** Sends a signal (to the whole process group, as a terminal's Ctrl-C does, with `group`) and waits for the end. */
-  async stop (signal: NodeJS.Signals = 'SIGTERM', options: { group?: boolean, timeoutMs?: number } = {}): Promise<Exit | 'timeout'> {
-    if (this.running && this.child.pid !== undefined) process.kill(options.group === true ? -this.child.pid : this.child.pid, signal)
-    return await Promise.race([this.exited, sleep(options.timeoutMs ?? 15_000).then(() => 'timeout' as const)])
-  }
-
-  /** For teardown: whatever state it is in, it ends. */
-  async kill (): Promise<void> {
-    if (!this.running) return
-    if (await this.stop('SIGTERM', { timeoutMs: 12_000 }) === 'timeout') {
-      this.child.kill('SIGKILL')
-      await this.exited
-    }
-  }
-}
-
-const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
-function start (t: Tap, env: Record<string, string>, options: { detached?: boolean } = {}): ServerProcess {
-  const server = new ServerProcess(env, options)
-  t.teardown(async () => { await server.kill() })
-  return server
-}
+import { embeddedDataDir, environment, ROOT, startServer as start, type Exit, type Tap } from './helpers/server-process.js'
+import { delay } from './helpers/wait.js'
 
 /** A run that must end by itself: its exit and output. */
 async function runToEnd (t: Tap, env: Record<string, string>): Promise<{ exit: Exit, stdout: string, stderr: string }> {
   const server = start(t, env)
-  const exit = await Promise.race([server.exited, sleep(30_000).then(() => ({ code: null, signal: null }))])
+  const exit = await Promise.race([server.exited, delay(30_000).then(() => ({ code: null, signal: null }))])
   return { exit, stdout: server.stdout, stderr: server.stderr }
 }
 
@@ -193,7 +108,7 @@ async function eventually<T> (what: string, read: () => Promise<T>, check: (valu
   let value = await read()
   while (!check(value)) {
     if (Date.now() > deadline) throw new Error(`${what}: still ${JSON.stringify(value)} after ${timeoutMs} ms`)
-    await sleep(100)
+    await delay(100)
     value = await read()
   }
   return value
@@ -222,21 +137,7 @@ t.test('the token command without a secret says how to get one', async (t) => {
 })
 
 t.test('the embedded default: starts, demo heartbeats, token command, restarts on the same DATA_DIR', async (t) => {
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'eva-embedded-'))
-  // As root the server runs as the user postgres, which must reach DATA_DIR/pg.
-  await chmod(dataDir, 0o755)
-  t.teardown(async () => {
-    // A server that lost its runner would keep the directory busy: stop it first.
-    const pidFile = path.join(dataDir, 'pg', 'postmaster.pid')
-    if (existsSync(pidFile)) {
-      const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0])
-      try {
-        process.kill(pid, 'SIGQUIT')
-        for (let i = 0; i < 100; i++) { process.kill(pid, 0); await sleep(100) }
-      } catch {}
-    }
-    await rm(dataDir, { recursive: true, force: true })
-  })
+  const dataDir = await embeddedDataDir(t, 'eva-embedded-')
   const env = { DATA_DIR: dataDir, PORT: '0', DEMO_INTERVAL_SECONDS: '0.5' }
 
   // First start: initdb, migration, demo scheduler.

@@ -1,23 +1,16 @@
 // Faults against the real process (`node --import tsx src/server.ts` on an external database), not an app in the test's
 // own process: SIGTERM while requests wait on the database, and the API's connections killed under it.
-import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises'
 import http from 'node:http'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
 import t from 'tap'
-import { EnvSchema } from '../../src/config.js'
 import { bearer, rowText, TEST_SECRET, writeRow } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'
 import { holdTableLock, terminateApiBackends, waitingOnLocks } from '../helpers/faults.js'
+import { embeddedDataDir, startServer, type ServerProcess, type Tap } from '../helpers/server-process.js'
 import { delay, eventually } from '../helpers/wait.js'
 
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 // close-with-grace's delay in src/server.ts: past it the process exits 1.
 const GRACE_MS = 10_000
 
@@ -26,66 +19,10 @@ t.teardown(db.close)
 const reader = await bearer('authenticated')
 const service = await bearer('service_role')
 
-interface Exit { code: number | null, signal: NodeJS.Signals | null }
-
-/** One run of the service, as a user runs it, with its output kept. */
-class ServerProcess {
-  readonly child: ChildProcess
-  stdout = ''
-  stderr = ''
-  exit: Exit | undefined
-  readonly exited: Promise<Exit>
-
-  /** `embedded`: no DATABASE_URL, the process starts its own server (and the demo scheduler). */
-  constructor (env: Record<string, string>, embedded = false) {
-    const base: NodeJS.ProcessEnv = { ...process.env }
-    for (const key of Object.keys(EnvSchema.properties)) delete base[key]
-    const database = embedded ? {} : { DATABASE_URL: db.apiUrl, JWT_SECRET: TEST_SECRET }
-    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      cwd: ROOT,
-      env: { ...base, ...database, PORT: '0', LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { this.stdout += chunk })
-    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { this.stderr += chunk })
-    this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => { resolve(this.exit = { code, signal }) })
-    })
-  }
-
-  logLines (): Array<Record<string, unknown>> {
-    return this.stdout.split('\n').filter((line) => line.startsWith('{')).flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Record<string, unknown>]
-      } catch {
-        return []
-      }
-    })
-  }
-
-  /** The address from the "ready" log line. */
-  async ready (): Promise<string> {
-    let address: string | undefined
-    await eventually(() => {
-      if (this.exit !== undefined) throw new Error(`exited before it was ready: ${this.stderr}`)
-      const line = this.logLines().find((l) => l.msg === 'ready')
-      address = typeof line?.address === 'string' ? line.address : undefined
-      return address !== undefined
-    }, 30_000, 'the ready line')
-    return address as string
-  }
-
-  async kill (): Promise<void> {
-    if (this.exit !== undefined) return
-    this.child.kill('SIGKILL')
-    await this.exited
-  }
-}
-
+/** The service on the test's database (or, `embedded`, on its own embedded server and demo scheduler), logging at info. */
 function start (t: Tap, env: Record<string, string> = {}, embedded = false): ServerProcess {
-  const server = new ServerProcess(env, embedded)
-  t.teardown(async () => { await server.kill() })
-  return server
+  const database: Record<string, string> = embedded ? {} : { DATABASE_URL: db.apiUrl, JWT_SECRET: TEST_SECRET }
+  return startServer(t, { ...database, PORT: '0', LOG_LEVEL: 'info', ...env })
 }
 
 interface Answer { status: number, body: string, at: number }
@@ -113,7 +50,7 @@ const statusOf = (answer: Answer | 'refused'): number | 'refused' => answer === 
 t.test('SIGTERM while requests wait on the database: they finish with 200, new ones are refused, exit 0 within the grace', async (t) => {
   await writeRow(db.admin, { lastPollAgo: 1, nextPollIn: 300 })
   const server = start(t, { DB_STATEMENT_TIMEOUT_MS: '8000' })
-  const address = await server.ready()
+  const { address } = await server.ready()
   t.equal(statusOf(await request(address, '/livez')), 200)
 
   const lock = await holdTableLock(db.admin)
@@ -139,7 +76,7 @@ t.test('SIGTERM while requests wait on the database: they finish with 200, new o
   const late = await Promise.all([request(address, '/livez'), request(address, '/heartbeat/liveness')])
   t.comment(`new requests 300 ms after SIGTERM: ${late.map(statusOf).join(', ')}`)
   for (const answer of late) t.ok(answer === 'refused' || answer.status === 503, `refused or 503 (${statusOf(answer)})`)
-  t.equal(server.exit, undefined, 'still running while requests are in flight')
+  t.ok(server.running, 'still running while requests are in flight')
 
   await delay(700)
   const releasedAt = performance.now()
@@ -160,7 +97,7 @@ t.test('SIGTERM while requests wait on the database: they finish with 200, new o
 t.test('the API\'s connections killed mid-request: the process lives on and serves', async (t) => {
   await writeRow(db.admin, { lastPollAgo: 1, nextPollIn: 300 })
   const server = start(t, { DB_STATEMENT_TIMEOUT_MS: '8000', DB_POOL_MAX: '3' })
-  const address = await server.ready()
+  const { address } = await server.ready()
   for (let round = 1; round <= 3; round++) {
     const lock = await holdTableLock(db.admin)
     const inFlight = [
@@ -175,7 +112,7 @@ t.test('the API\'s connections killed mid-request: the process lives on and serv
     const read = await inFlight[0] as Answer | 'refused'
     t.equal(statusOf(read), 200, `round ${round}: the GET killed mid-request is served on a new connection`)
     await delay(200)
-    t.equal(server.exit, undefined, `round ${round}: the process is still running`)
+    t.ok(server.running, `round ${round}: the process is still running`)
     t.equal(statusOf(await request(address, '/heartbeat/liveness')), 200, `round ${round}: and serving`)
   }
   t.notMatch(server.stderr, /TypeError|uncaught/i, 'no uncaught error')
@@ -183,22 +120,9 @@ t.test('the API\'s connections killed mid-request: the process lives on and serv
 })
 
 t.test('embedded mode, SIGTERM while the demo scheduler waits on a lock: new connections are refused at once, exit 0', async (t) => {
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'eva-faults-'))
-  // As root the embedded server runs as the system user postgres, which must reach its directory inside.
-  await chmod(dataDir, 0o755)
-  t.teardown(async () => {
-    // Should the process have died without stopping its server (own process group), stop it here.
-    const pidFile = path.join(dataDir, 'pg', 'postmaster.pid')
-    if (existsSync(pidFile)) {
-      try {
-        process.kill(Number((await readFile(pidFile, 'utf8')).split('\n')[0]), 'SIGQUIT')
-      } catch {}
-      await delay(500)
-    }
-    await rm(dataDir, { recursive: true, force: true })
-  })
+  const dataDir = await embeddedDataDir(t, 'eva-faults-')
   const server = start(t, { DATA_DIR: dataDir, DEMO_INTERVAL_SECONDS: '0.2' }, true)
-  const address = await server.ready()
+  const { address } = await server.ready()
   const port = /embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(server.stdout)?.[1]
   t.ok(port, 'the banner names the embedded server\'s port')
   const admin = postgres(`postgres://postgres@127.0.0.1:${String(port)}/postgres`, { max: 2, onnotice: () => {} })
