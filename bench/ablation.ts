@@ -19,8 +19,9 @@ const VARIANTS = path.join(ROOT, 'node_modules/.cache/eva-heartbeat-bench/varian
 interface Edit { file: string, from: string | RegExp, to: string }
 
 /** The read as it was before pipelining: each statement awaited in turn (same statements, same policy stamp). */
-const SEQUENTIAL_READ = `export async function readHeartbeatPipelined (sql: Sql, who: DbIdentity): Promise<PipelinedReading> {
+const SEQUENTIAL_READ = `export async function readHeartbeatPipelined (sql: Sql, who: DbIdentity, signal?: AbortSignal): Promise<PipelinedReading> {
   return await sql.begin(async (tx) => {
+    signal?.throwIfAborted()
     await tx\`select set_config('role', \${who.role}, true), set_config('request.jwt.claims', \${JSON.stringify(who.claims)}, true)\`
     const [first] = await tx<ReadRow[]>\`
       select now() as db_now, h.id is not null as found, h.*, \${policyVersionSql(sql)} as policy_version
@@ -31,6 +32,7 @@ const SEQUENTIAL_READ = `export async function readHeartbeatPipelined (sql: Sql,
   }) as PipelinedReading
 }
 void postgres
+void isConnectionLost
 `
 
 const noCache: Edit = { file: 'plugins/auth.ts', from: 'await tokens.verify(token)', to: 'await verifier.verify(token)' }

@@ -46,10 +46,6 @@ export async function selectHeartbeat (tx: TransactionSql): Promise<HeartbeatSna
     from (select 1) as one left join public.eva_scheduler_heartbeat h on h.id = 1`)
 }
 
-export async function readHeartbeat (sql: Sql, who: DbIdentity, signal?: AbortSignal): Promise<HeartbeatSnapshot> {
-  return await asRole(sql, who, async (tx) => await selectHeartbeat(tx), signal)
-}
-
 /** The row as locked for a change, and the database's now() in that transaction. */
 export interface LockedHeartbeat { row: HeartbeatRow, now: Date }
 

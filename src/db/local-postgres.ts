@@ -212,7 +212,8 @@ function isPostgres (pid: number): boolean {
   }
 }
 
-function alive (pid: number): boolean {
+/** Whether a process with this pid exists (signal 0 only checks). */
+export function alive (pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

@@ -4,7 +4,7 @@ import t from 'tap'
 import postgres from 'postgres'
 import { UpdateRefusedError, updateHeartbeat, type DbIdentity } from '../../src/db/heartbeat.js'
 import type { HeartbeatChanges } from '../../src/domain/patch.js'
-import { deleteRow, rowText, writeRow } from '../helpers/app.js'
+import { deleteRow, rowText, skipEveryUpdate, writeRow } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'
 
 const db = await startTestDatabase()
@@ -103,13 +103,7 @@ t.test('no row: null, and nothing is inserted (for either role)', async (t) => {
 
 t.test('an UPDATE that changes no row is an error, not a success', async (t) => {
   await writeRow(db.admin)
-  await db.admin.unsafe(`
-    create or replace function public.eva_test_skip_update() returns trigger language plpgsql as $$ begin return null; end $$;
-    create trigger eva_test_skip_update before update on public.eva_scheduler_heartbeat
-      for each row execute function public.eva_test_skip_update();`)
-  t.teardown(async () => {
-    await db.admin.unsafe('drop trigger if exists eva_test_skip_update on public.eva_scheduler_heartbeat; drop function if exists public.eva_test_skip_update()')
-  })
+  await skipEveryUpdate(db.admin, t)
   const before = await rowText(db.admin)
   const error = await rejection(updateHeartbeat(api, SERVICE, { status: 'stopped' }))
   t.type(error, UpdateRefusedError)

@@ -8,7 +8,7 @@ import path from 'node:path'
 import { createServer, type Server } from 'node:net'
 import t from 'tap'
 import postgres from 'postgres'
-import { embeddedBinDir, freePort, LocalPostgres } from '../../src/db/local-postgres.js'
+import { alive, embeddedBinDir, freePort, LocalPostgres } from '../../src/db/local-postgres.js'
 
 const binDir = process.env.PG_BIN ?? await embeddedBinDir()
 
@@ -48,15 +48,6 @@ const writeMarker = async (url: string, text: string): Promise<void> => {
 }
 const readMarkers = async (url: string): Promise<string[]> =>
   await query(url, async (sql) => (await sql<Array<{ text: string }>>`select text from marker order by text`).map((r) => r.text))
-
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 const postmasterPid = async (dataDir: string): Promise<number> =>
   Number((await readFile(path.join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0])

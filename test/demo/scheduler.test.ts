@@ -2,25 +2,12 @@
 // (domain.md), and it honours an operator's pause and breaker, which the real one does not yet.
 import t from 'tap'
 import { DemoScheduler } from '../../src/demo/scheduler.js'
+import type { HeartbeatRow } from '../../src/domain/heartbeat.js'
 import { deleteRow } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'
 
-interface Row {
-  id: number
-  instance_id: string
-  started_at: Date
-  last_poll_at: Date | null
-  next_poll_at: Date | null
-  poll_count: number
-  dispatch_count: number
-  error_count: number
-  circuit_breaker_state: string | null
-  paused_reason: string | null
-  status: string
-  metadata: Record<string, unknown>
-  updated_at: Date
-  db_now: Date
-}
+/** The row as postgres.js returns it, with the metadata the demo writes (an object) and the database's now(). */
+type Row = Omit<HeartbeatRow, 'metadata'> & { metadata: Record<string, unknown>, db_now: Date }
 
 const db = await startTestDatabase()
 t.teardown(db.close)

@@ -100,3 +100,19 @@ export async function rowText (sql: Sql): Promise<string | null> {
   const [row] = await sql<Array<{ text: string }>>`select row_to_json(h)::text as text from public.eva_scheduler_heartbeat h where id = 1`
   return row?.text ?? null
 }
+
+const DROP_SKIP_UPDATES = 'drop trigger if exists eva_test_skip_update on public.eva_scheduler_heartbeat; drop function if exists public.eva_test_skip_update()'
+
+/**
+ * A trigger that skips every update of the table (the row lock still succeeds, the UPDATE changes 0 rows), as a
+ * policy or trigger of the owning application might; removed at teardown, or earlier by calling what this returns.
+ */
+export async function skipEveryUpdate (sql: Sql, t: Teardown): Promise<() => Promise<void>> {
+  await sql.unsafe(`
+    create or replace function public.eva_test_skip_update() returns trigger language plpgsql as $$ begin return null; end $$;
+    create trigger eva_test_skip_update before update on public.eva_scheduler_heartbeat
+      for each row execute function public.eva_test_skip_update();`)
+  const drop = async (): Promise<void> => { await sql.unsafe(DROP_SKIP_UPDATES) }
+  t.teardown(drop)
+  return drop
+}

@@ -2,7 +2,7 @@
 // as it was and the app still serving), If-Match, concurrency, and the database refusing what the API allowed.
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { bearer, deleteRow, rowText, startTestApp, token, writeRow } from '../helpers/app.js'
+import { bearer, deleteRow, rowText, skipEveryUpdate, startTestApp, token, writeRow } from '../helpers/app.js'
 
 const { app, db } = await startTestApp(t)
 
@@ -281,19 +281,13 @@ t.test('query coercion still works for query strings (bodies alone are exact)', 
 t.test('the database refusing what the API allowed is a 403 update_refused, never a silent 200', async (t) => {
   await writeRow(db.admin)
   // A trigger that skips every update: the lock succeeds, the UPDATE changes 0 rows.
-  await db.admin.unsafe(`
-    create or replace function public.eva_test_skip_update() returns trigger language plpgsql as $$ begin return null; end $$;
-    create trigger eva_test_skip_update before update on public.eva_scheduler_heartbeat
-      for each row execute function public.eva_test_skip_update();`)
-  t.teardown(async () => {
-    await db.admin.unsafe('drop trigger if exists eva_test_skip_update on public.eva_scheduler_heartbeat; drop function if exists public.eva_test_skip_update()')
-  })
+  const keepUpdating = await skipEveryUpdate(db.admin, t)
   let before = await rowText(db.admin)
   let res = await patch({ status: 'stopped' })
   t.equal(res.statusCode, 403, 'an update of 0 rows: 403')
   t.equal(res.json<{ code: string }>().code, 'update_refused')
   t.equal(await rowText(db.admin), before, 'row unchanged')
-  await db.admin.unsafe('drop trigger eva_test_skip_update on public.eva_scheduler_heartbeat')
+  await keepUpdating()
 
   // No UPDATE privilege: PostgreSQL says permission denied.
   await db.admin`revoke update on public.eva_scheduler_heartbeat from service_role`

@@ -2,6 +2,7 @@
 // produce (unknown is in test/db/outage.test.ts), the query parameters, the cache validators and HEAD.
 import type { LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
+import type { Liveness } from '../../src/domain/liveness.js'
 import { bearer, deleteRow, startTestApp, writeRow, type RowShape } from '../helpers/app.js'
 
 const { app, db } = await startTestApp(t)
@@ -14,17 +15,7 @@ const ISO_MS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 const HEALTH_JSON = /^application\/health\+json(;|$)/
 const PROBLEM_JSON = /^application\/problem\+json(;|$)/
 
-interface LivenessBody {
-  status: string
-  state: string
-  checked_at: string
-  last_poll_at: string | null
-  next_poll_at: string | null
-  seconds_since_last_poll: number | null
-  seconds_overdue: number | null
-  grace_seconds: number | null
-  output?: string
-}
+type LivenessBody = Liveness
 interface HeartbeatBody {
   heartbeat: Record<string, unknown>
   liveness: LivenessBody
