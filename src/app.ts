@@ -5,6 +5,7 @@ import type { AppConfig } from './config.js'
 import { clientErrorHandler, HTTP_LIMITS, type HttpLimits } from './http-limits.js'
 import authLimitPlugin from './plugins/auth-limit.js'
 import authPlugin from './plugins/auth.js'
+import closingPlugin from './plugins/closing.js'
 import dbPlugin from './plugins/db.js'
 import errorsPlugin from './plugins/errors.js'
 import eventsPlugin from './plugins/events.js'
@@ -44,7 +45,8 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     http: { maxHeaderSize: limits.maxHeaderBytes, connectionsCheckingInterval: limits.timeoutCheckIntervalMs },
     clientErrorHandler,
-    return503OnClosing: true,
+    // plugins/closing.ts answers requests that arrive while closing, as problem+json with Retry-After.
+    return503OnClosing: false,
     ajv: {
       customOptions: {
         // An unknown PATCH field must be refused with its name, not silently dropped.
@@ -63,6 +65,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   for (const schema of [...SHARED_SCHEMAS, ReadinessSchema]) app.addSchema(schema)
 
   await app.register(errorsPlugin)
+  await app.register(closingPlugin)
   await app.register(securityHeadersPlugin, { corsOrigins: config.corsOrigins })
   await app.register(metricsPlugin)
   await app.register(dbPlugin, { url: config.databaseUrl, settings: config.db })
