@@ -71,7 +71,8 @@ export function waitSummary (decision: WaitDecision, context: WaitContext): stri
       return `not confirmed within ${seconds(context.waitSeconds)} of the ${noun(goal)}: ${silenceText(decision, context)}${verdict}`
     case 'unreachable':
       return context.patchedAt === null
-        ? `${failed(goal)}: ${decision.failure ?? 'the API could not be reached'}; nothing was written`
+        ? `${failed(goal)}: ${decision.failure ?? 'the API could not be reached'}; the API did not confirm the ${noun(goal)} ` +
+          '(eva-heartbeat status shows the row)'
         : `not confirmed: ${decision.failure ?? 'the API could not be reached'}; the ${noun(goal)} was written at ${context.patchedAt}, ` +
           'whether the scheduler took it is unknown'
   }
