@@ -68,7 +68,7 @@ export function waitSummary (decision: WaitDecision, context: WaitContext): stri
       return `${failed(goal)}: another operator changed the row at ${decision.operatorWroteAt ?? '?'} (${row === null ? '?' : controls(row)}) ` +
         `before the scheduler took the ${noun(goal)}`
     case 'no_word':
-      return `not confirmed within ${seconds(context.waitSeconds)} of the ${noun(goal)}: ${silenceText(decision, context)}${verdict}`
+      return `not confirmed within ${context.waitSeconds} s of the ${noun(goal)}: ${silenceText(decision, context)}${verdict}`
     case 'unreachable':
       return context.patchedAt === null
         ? `${failed(goal)}: ${decision.failure ?? 'the API could not be reached'}; the API did not confirm the ${noun(goal)} ` +
