@@ -1,5 +1,5 @@
 // The demo scheduler against a real PostgreSQL server: it writes the row as the real EVA scheduler does
-// (domain.md), and it honours an operator's pause and breaker, which the real one does not yet.
+// (docs/scheduler.md), and it honours an operator's pause and breaker, which the real one does not yet.
 import t from 'tap'
 import { DemoScheduler } from '../../src/demo/scheduler.js'
 import type { HeartbeatRow } from '../../src/domain/heartbeat.js'
