@@ -23,8 +23,12 @@ export const WAIT_EXIT_CODES: Readonly<Record<WaitOutcome, number>> = {
   acknowledged: 0, overwritten: 1, superseded: 1, no_word: 2, unreachable: 3
 }
 
-/** How far apart updated_at and last_poll_at may be and still be one scheduler write. */
-export const SAME_WRITE_MS = 1000
+/**
+ * How far apart updated_at and last_poll_at may be and still be one scheduler write. The real scheduler's two clock
+ * readings are microseconds apart; every millisecond more is a window in which a PATCH that follows a scheduler
+ * write between two reads is taken for the scheduler's.
+ */
+export const SAME_WRITE_MS = 100
 
 /** What one read of GET /heartbeat gave. */
 export type Sighting =

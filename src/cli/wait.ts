@@ -5,7 +5,7 @@
 // responses and tokens that expire mid-stream, and says "database down" as a status (503) rather than as an event.
 import type { HeartbeatPatch } from '../domain/patch.js'
 import type { HeartbeatJson } from '../domain/representation.js'
-import { CliError, describeFailure, type ApiClient } from './client.js'
+import { CliError, describeFailure, type ApiAnswer, type ApiClient } from './client.js'
 import { isHeartbeatAnswer, type HeartbeatAnswer } from './format.js'
 import { conclude, observe, startWait, type Sighting, type WaitDecision, type WaitGoal } from './wait-decision.js'
 import type { WaitContext } from './wait-report.js'
@@ -30,7 +30,7 @@ const delay = async (ms: number): Promise<void> => { await new Promise((resolve)
 interface Read { sighting: Sighting, etag: string | undefined }
 
 async function readRow (client: ApiClient, etag: string | undefined): Promise<Read> {
-  let answer
+  let answer: ApiAnswer
   try {
     answer = await client.request('GET', 'heartbeat', etag === undefined ? {} : { headers: { 'if-none-match': etag } })
   } catch (error) {
@@ -60,7 +60,7 @@ export async function changeAndWait (client: ApiClient, request: WaitRequest): P
   if (first.sighting.kind === 'unreachable') return notWritten(goal, first.sighting.reason, null)
   const before = first.sighting.kind === 'row' ? first.sighting.heartbeat : null
 
-  let answer
+  let answer: ApiAnswer
   try {
     answer = await client.request('PATCH', 'heartbeat', { body: request.body, ...(request.headers !== undefined ? { headers: request.headers } : {}) })
   } catch (error) {
