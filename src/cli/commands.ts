@@ -28,7 +28,7 @@ options:
   --token JWT        bearer token (default $EVA_HEARTBEAT_TOKEN)
   --if-match ETAG    pause/resume/breaker: change only while the heartbeat is as last read (412 otherwise)
   --grace SECONDS    status/check: the grace for this verdict instead of the server's rule
-  --json             print the API's JSON answer instead of text
+  --json             print the API's JSON answer instead of text (with --wait: one object about the wait)
   --timeout SECONDS  give up waiting for the API after this long (default 10)
   --wait [SECONDS]   pause/resume: then watch the row until the scheduler's own write shows it took the change
                      (default ${DEFAULT_WAIT_SECONDS} s); exit 0 it did, 1 it (or another operator) undid it,
@@ -36,7 +36,7 @@ options:
   -h, --help         this text
 
 Other commands exit 0 on success, 1 when the API refused or could not be reached, 2 on a usage error
-(with --wait, as above); errors are one line on stderr.`
+(pause/resume --wait: as above); errors are one line on stderr.`
 
 export interface CliIo {
   stdout: (text: string) => void
