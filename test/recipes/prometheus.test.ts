@@ -1,18 +1,17 @@
 // deploy/prometheus/ proven with the real tools: promtool checks the rules, runs their unit tests and lints real
 // scrapes of /metrics; a real Prometheus server, configured from prometheus.yml, scrapes the running app with a
 // bearer token file and probes liveness through a real blackbox_exporter.
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { parse, stringify } from 'yaml'
 import { deleteRow, startTestApp, token, writeRow } from '../helpers/app.js'
+import { PROMETHEUS_DIR, prometheusConfig } from '../helpers/prometheus-config.js'
 import { findTool, needs, run, startDaemon } from '../helpers/tools.js'
 import { eventually } from '../helpers/wait.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const PROMETHEUS_DIR = path.join(ROOT, 'deploy/prometheus')
 const BLACKBOX_CONFIG = path.join(ROOT, 'deploy/blackbox/blackbox.yml')
 
 const promtool = findTool('promtool')
@@ -21,7 +20,6 @@ const blackbox = findTool('prometheus-blackbox-exporter', 'blackbox_exporter')
 
 const { app, db } = await startTestApp(t)
 const address = await app.listen({ host: '127.0.0.1', port: 0 })
-const hostPort = new URL(address).host
 const authorization = `Bearer ${await token({ role: 'authenticated', sub: 'prometheus' })}`
 
 const work = await mkdtemp(path.join(tmpdir(), 'eva-prometheus-'))
@@ -57,35 +55,9 @@ t.test('promtool check metrics accepts real scrapes of /metrics', needs(promtool
   }
 })
 
-/** prometheus.yml with the example's addresses and token path replaced by the test's own. */
-async function configForTest (blackboxHost: string | undefined): Promise<string> {
-  const config = parse(await readFile(path.join(PROMETHEUS_DIR, 'prometheus.yml'), 'utf8')) as {
-    global: Record<string, string>
-    scrape_configs: Array<{
-      job_name: string
-      authorization?: { credentials_file: string }
-      static_configs: Array<{ targets: string[] }>
-      relabel_configs?: Array<{ target_label?: string, replacement?: string }>
-    }>
-  }
-  const tokenFile = path.join(work, 'eva-heartbeat-api.token')
-  await writeFile(tokenFile, authorization.slice('Bearer '.length) + '\n', { mode: 0o600 })
-  await copyFile(path.join(PROMETHEUS_DIR, 'alerts.yml'), path.join(work, 'alerts.yml'))
-  config.global.scrape_interval = '1s'
-  config.global.evaluation_interval = '1s'
-  const api = config.scrape_configs.find((job) => job.job_name === 'eva-heartbeat-api')
-  const probe = config.scrape_configs.find((job) => job.job_name === 'eva-heartbeat-liveness')
-  if (api?.authorization === undefined || probe?.relabel_configs === undefined) throw new Error('prometheus.yml lost a job')
-  api.authorization.credentials_file = tokenFile
-  api.static_configs = [{ targets: [hostPort] }]
-  probe.static_configs = [{ targets: [`${address}/heartbeat/liveness`] }]
-  const toExporter = probe.relabel_configs.find((rule) => rule.target_label === '__address__')
-  if (toExporter === undefined) throw new Error('prometheus.yml lost the blackbox relabelling')
-  if (blackboxHost === undefined) config.scrape_configs = [api]
-  else toExporter.replacement = blackboxHost
-  const file = path.join(work, 'prometheus.yml')
-  await writeFile(file, stringify(config))
-  return file
+/** prometheus.yml for this test: its token, this app and, when given, this blackbox_exporter. */
+async function configForTest (blackbox: string | undefined): Promise<string> {
+  return await prometheusConfig({ work, address, token: authorization.slice('Bearer '.length), blackbox })
 }
 
 t.test('promtool check config: prometheus.yml', needs(promtool, 'promtool', 'prometheus'), async (t) => {
