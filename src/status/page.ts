@@ -62,7 +62,7 @@ export function renderStatusPage (liveness: Liveness, { assets, refreshSeconds }
 <p id="output" class="output"${liveness.output === undefined ? ' hidden' : ''}>${escapeHtml(liveness.output ?? '')}</p>
 </section>
 <dl class="facts">
-<dt>Since</dt><dd id="since">Not recorded: the service keeps no history and the row holds only the scheduler's latest write. The last poll says how long the scheduler has been silent.</dd>
+<dt>Since</dt><dd id="since">Not recorded: the service keeps no history, only the latest write. The last poll says how long the scheduler has been silent.</dd>
 <dt>Last poll</dt><dd>${moment('last-poll', liveness.last_poll_at, since, 'none recorded')}</dd>
 <dt>Next poll expected</dt><dd>${moment('next-poll', liveness.next_poll_at, nextIn, 'not announced')}</dd>
 <dt>Grace</dt><dd id="grace">${escapeHtml(grace)}</dd>
