@@ -7,7 +7,7 @@ export const API_VERSION = '1.0.0'
 
 /**
  * Fastify answers HEAD on every GET route with the GET's own schema, operationId included; operationIds must be
- * unique, so the HEAD operation gets its own: getLiveness → headLiveness.
+ * unique, and @fastify/swagger's `getLiveness-head` makes a poor method name in a generated client: headLiveness.
  */
 export function headOperationId (getOperationId: string): string {
   return getOperationId.startsWith('get') ? `head${getOperationId.slice(3)}` : `${getOperationId}Head`
@@ -41,7 +41,7 @@ export default fp(async (app) => {
     transform: ({ schema, url, route }) => {
       const operationId = (schema as { operationId?: unknown } | undefined)?.operationId
       if (route.method !== 'HEAD' || typeof operationId !== 'string') return { schema, url }
-      return { schema: { ...schema, operationId: headOperationId(operationId) }, url }
+      return { schema: { ...schema, operationId: headOperationId(operationId.replace(/-head$/, '')) }, url }
     },
     refResolver: {
       // Component names are the schemas' $id, so the document's names stay stable.

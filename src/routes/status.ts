@@ -38,14 +38,14 @@ export const ShieldsEndpointSchema = Type.Object({
 }, { $id: 'ShieldsEndpoint', description: 'shields.io endpoint badge (https://shields.io/badges/endpoint-badge)' })
 
 const BadgeQuery = Type.Object({
-  label: Type.String({
+  label: Type.Optional(Type.String({
     default: DEFAULT_BADGE_LABEL,
     minLength: 1,
     maxLength: 40,
     // Printable text with something other than spaces in it; the renderers escape it.
     pattern: '^(?=.*\\S)[^\\u0000-\\u001F\\u007F]+$',
     description: 'The badge\'s left-hand text, 1 to 40 printable characters'
-  })
+  }))
 })
 
 const cacheHeader = { 'Cache-Control': { type: 'string', description: BADGE_CACHE_CONTROL } }
@@ -125,7 +125,7 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
     },
     ...gate
   }, async (request, reply) => {
-    const svg = badgeSvg(request.query.label, await verdict(request))
+    const svg = badgeSvg(request.query.label ?? DEFAULT_BADGE_LABEL, await verdict(request))
     // Cross-origin: a README on another site shows it with <img>.
     return await reply.type('image/svg+xml').headers({ 'cache-control': BADGE_CACHE_CONTROL, 'cross-origin-resource-policy': 'cross-origin' }).send(svg)
   })
@@ -147,7 +147,7 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
     ...gate
   }, async (request, reply) => {
     void reply.headers({ 'cache-control': BADGE_CACHE_CONTROL, 'cross-origin-resource-policy': 'cross-origin' })
-    return shieldsEndpoint(request.query.label, await verdict(request))
+    return shieldsEndpoint(request.query.label ?? DEFAULT_BADGE_LABEL, await verdict(request))
   })
 }
 
