@@ -137,10 +137,10 @@ t.test('a real Prometheus scrapes the app with the token file, probes liveness v
     const after = await (await fetch(`${server.base}/api/v1/rules`)).json() as typeof rules
     t.same(after.data.groups.flatMap((group) => group.rules).filter((rule) => rule.health !== 'ok'), [], 'every rule evaluates without error')
 
-    // The README's dashboard queries: each one is valid PromQL and finds its series in a real scrape.
-    const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8')
-    const block = /```promql\n([\s\S]*?)```/.exec(readme)?.[1]
-    t.ok(block, 'the README has a promql block')
+    // The operations page's dashboard queries: each one is valid PromQL and finds its series in a real scrape.
+    const operations = await readFile(path.join(ROOT, 'docs/operations.md'), 'utf8')
+    const block = /```promql\n([\s\S]*?)```/.exec(operations)?.[1]
+    t.ok(block, 'docs/operations.md has a promql block')
     const queries = (block ?? '').split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#'))
     t.ok(queries.length >= 10, `${queries.length} dashboard queries`)
     for (const expr of queries) {
