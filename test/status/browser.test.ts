@@ -150,10 +150,13 @@ t.test('the status page in Chromium', needs(existsSync(CHROMIUM) ? CHROMIUM : un
   // Without JavaScript the server's page is the whole page, and it says how to see a newer verdict.
   const still = await launch({ javaScriptEnabled: false })
   const plain = await still.newPage()
+  const plainSeen = watch(plain)
   await writeRow(db.admin, { status: 'stopping', paused_reason: 'deploy' })
   await plain.goto(`${base}/status`)
   t.equal(await visibleVerdict(plain), 'Paused')
+  t.equal(await plain.locator('#verdict').evaluate((element) => getComputedStyle(element).backgroundColor), 'rgb(255, 241, 204)', 'styled: the amber of warn')
   t.match(await plain.locator('#refresh').innerText(), /reload to check again/)
   t.match(await plain.locator('#last-poll').innerText(), /^\d+ s ago$/)
   await plain.screenshot({ path: path.join(ARTIFACTS, 'paused-no-javascript.png'), fullPage: true })
+  t.same(plainSeen.problems, [])
 })
