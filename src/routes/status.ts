@@ -48,7 +48,10 @@ const BadgeQuery = Type.Object({
   }))
 })
 
-const cacheHeader = { 'Cache-Control': { type: 'string', description: BADGE_CACHE_CONTROL } }
+const badgeHeaders = {
+  'Cache-Control': { type: 'string', description: BADGE_CACHE_CONTROL },
+  'Cross-Origin-Resource-Policy': { type: 'string', description: 'cross-origin: a page on another site may show it' }
+}
 
 const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app, { grace, livenessPublic }) => {
   const assets = await loadAssets()
@@ -118,7 +121,7 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
       ...guarded,
       querystring: BadgeQuery,
       response: {
-        200: { description: 'The badge', headers: cacheHeader, content: { 'image/svg+xml': { schema: Type.String() } } },
+        200: { description: 'The badge', headers: badgeHeaders, content: { 'image/svg+xml': { schema: Type.String() } } },
         400: problem('The label is not 1 to 40 printable characters'),
         ...refusals
       }
@@ -139,7 +142,7 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
       ...guarded,
       querystring: BadgeQuery,
       response: {
-        200: { description: 'The badge\'s content', headers: cacheHeader, content: { 'application/json': { schema: Type.Ref(ShieldsEndpointSchema) } } },
+        200: { description: 'The badge\'s content', headers: badgeHeaders, content: { 'application/json': { schema: Type.Ref(ShieldsEndpointSchema) } } },
         400: problem('The label is not 1 to 40 printable characters'),
         ...refusals
       }
