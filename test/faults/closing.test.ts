@@ -60,7 +60,10 @@ t.test('SIGTERM, then a request on a busy keep-alive connection: 503 problem+jso
   socket.write('GET /heartbeat/liveness HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
   // Logged as an incoming request, or (Fastify's own 503) as one refused because the server is closing.
   await eventually(() => server.logLines().some((line) => (line.req as { url?: string } | undefined)?.url === '/heartbeat/liveness' ||
-    String(line.msg).includes('server is closing')), 10_000, 'the second request reached the process')
+    String(line.msg).includes('server is closing')), 20_000, 'the second request reached the process').catch((error: unknown) => {
+    t.comment(`stdout: ${server.stdout}\nstderr: ${server.stderr}`)
+    throw error
+  })
   await lock.release()
   await ended
 
