@@ -1,6 +1,7 @@
 // The composition root: buildApp(config) owns every Fastify option, so tests run exactly what production runs.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { JWKS_DEFAULTS, streamRecheckMs } from './auth/jwks.js'
 import type { AppConfig } from './config.js'
 import { clientErrorHandler, HTTP_LIMITS, type HttpLimits } from './http-limits.js'
 import authLimitPlugin from './plugins/auth-limit.js'
@@ -69,7 +70,11 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   await app.register(authLimitPlugin, { limit: config.authFailureLimitPerMinute, windowMs: limits.authFailureWindowMs })
   await app.register(authPlugin, { jwt: config.jwt })
   await app.register(swaggerPlugin)
-  await app.register(eventsPlugin, { grace: config.grace, ...config.events })
+  await app.register(eventsPlugin, {
+    grace: config.grace,
+    ...config.events,
+    recheckMs: streamRecheckMs(config.jwt.jwksCacheMaxAgeMs ?? JWKS_DEFAULTS.cacheMaxAgeMs)
+  })
 
   await app.register(heartbeatRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })
   await app.register(adminRoutes, { grace: config.grace })

@@ -6,11 +6,15 @@ import { TokenCache } from '../auth/token-cache.js'
 import type { DbIdentity } from '../db/heartbeat.js'
 import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain/policies.js'
 import { ProblemError } from '../errors.js'
+import type { StreamEnd } from '../domain/events.js'
+import type { StreamLease } from '../events/hub.js'
 
 export interface Principal extends DbIdentity {
   role: ApiRole
   /** Who, for logs: `sub`, else the role with the key's `jti`/`kid`. Never the token. */
   subject: string
+  /** When the credential stops being valid, in ms since the epoch (exp plus the clock tolerance); undefined: never. */
+  expiresAt?: number
 }
 
 declare module 'fastify' {
@@ -18,6 +22,8 @@ declare module 'fastify' {
     verifier: TokenVerifier
     requireRole: (action: TableAction) => preHandlerAsyncHookHandler
     authenticate: (request: FastifyRequest, action: TableAction) => Promise<Principal>
+    /** How long the credential of an authenticated request holds, for a stream that outlives the request. */
+    streamLease: (request: FastifyRequest) => StreamLease
   }
   interface FastifyRequest {
     principal: Principal | undefined
@@ -39,6 +45,8 @@ export default fp<{ jwt: JwtSettings }>(async (app, { jwt }) => {
   const tokens = new TokenCache(verifier, { clockToleranceSeconds: jwt.clockToleranceSeconds })
   app.decorate('verifier', verifier)
   app.decorateRequest('principal', undefined)
+  /** The token each authenticated request carried, for a stream's later checks; never logged, gone with the request. */
+  const tokenOf = new WeakMap<FastifyRequest, { token: string, fromKeySet: boolean }>()
 
   async function verifyRequest (request: FastifyRequest, action: TableAction): Promise<Principal> {
     const token = bearerToken(singleAuthorization(request.raw.rawHeaders))
@@ -53,7 +61,35 @@ export default fp<{ jwt: JwtSettings }>(async (app, { jwt }) => {
     const subject = typeof claims.sub === 'string' && claims.sub !== ''
       ? claims.sub
       : [role, claims.jti ?? header.kid].filter((part) => part !== undefined).join(':')
-    return { role, claims, subject }
+    tokenOf.set(request, { token, fromKeySet: header.alg !== 'HS256' })
+    const expiresAt = typeof claims.exp === 'number' ? (claims.exp + jwt.clockToleranceSeconds) * 1000 : undefined
+    return { role, claims, subject, expiresAt }
+  }
+
+  /**
+   * A token signed by a JWKS key is checked again through the token cache: a cache hit while the key set is fresh,
+   * else a verification that makes jose fetch the set anew, so a removed key ends the stream within the cache age.
+   * Keys that cannot be fetched end nothing (the token may be good); an HS256 secret is fixed for the process's life.
+   */
+  function streamLease (request: FastifyRequest): StreamLease {
+    const principal = request.principal
+    const credential = tokenOf.get(request)
+    if (principal === undefined || credential === undefined) return {}
+    const { token, fromKeySet } = credential
+    const recheck = fromKeySet
+      ? async (): Promise<StreamEnd | undefined> => {
+        try {
+          await tokens.verify(token)
+          return undefined
+        } catch (error) {
+          if (!(error instanceof ProblemError) || error.status !== 401) return undefined
+          return error.code === 'token_expired'
+            ? { reason: 'token_expired', detail: error.detail }
+            : { reason: 'key_removed', detail: `${error.detail} The signing key was removed from the JWKS; reconnect with a fresh token.` }
+        }
+      }
+      : undefined
+    return { expiresAt: principal.expiresAt, recheck }
   }
 
   async function authenticate (request: FastifyRequest, action: TableAction): Promise<Principal> {
@@ -69,6 +105,7 @@ export default fp<{ jwt: JwtSettings }>(async (app, { jwt }) => {
   }
 
   app.decorate('authenticate', authenticate)
+  app.decorate('streamLease', streamLease)
   app.decorate('requireRole', (action: TableAction): preHandlerAsyncHookHandler => async (request) => {
     request.principal = await authenticate(request, action)
   })
