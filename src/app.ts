@@ -2,7 +2,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { JWKS_DEFAULTS, streamRecheckMs } from './auth/jwks.js'
-import type { AppConfig } from './config.js'
+import type { AppConfig, TrustProxy } from './config.js'
 import { clientErrorHandler, HTTP_LIMITS, type HttpLimits } from './http-limits.js'
 import authLimitPlugin from './plugins/auth-limit.js'
 import authPlugin from './plugins/auth.js'
@@ -31,6 +31,12 @@ export interface BuildAppOptions {
   limits?: Partial<HttpLimits>
 }
 
+/** Fastify's types leave out the hop count its runtime accepts: a count is the same rule as a function of the hop. */
+function trustProxyOption (trust: TrustProxy): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trust === 'number') return (_address, hop) => hop < trust
+  return typeof trust === 'boolean' ? trust : [...trust]
+}
+
 export async function buildApp (config: AppConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const limits = { ...HTTP_LIMITS, ...options.limits }
   const app = Fastify({
@@ -39,6 +45,9 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
       ...(options.logStream !== undefined ? { stream: options.logStream } : {})
     },
+    // request.ip (the failed-authentication limit's key, the audit line's ip) is the forwarded client address only
+    // through the proxies TRUST_PROXY names.
+    trustProxy: trustProxyOption(config.trustProxy),
     bodyLimit: BODY_LIMIT_BYTES,
     requestTimeout: limits.requestTimeoutMs,
     connectionTimeout: limits.connectionTimeoutMs,

@@ -1,5 +1,6 @@
 // The environment, read once through one TypeBox schema into a frozen Config. A bad value stops the start with one
 // line that names the variable and says what it expects.
+import { isIP } from 'node:net'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { JwtSettings } from './auth/jwt.js'
@@ -43,6 +44,7 @@ export const EnvSchema = Type.Object({
   DEMO_SCHEDULER: Bool(true, 'run the demo scheduler (embedded mode only)'),
   DEMO_INTERVAL_SECONDS: Num(5, 0.05, 3600, 'the demo scheduler\'s base poll interval'),
   AUTH_FAILURE_LIMIT_PER_MINUTE: Int(20, 0, 100000, 'failed authentications (401) one client address may have in a minute before its authenticated requests get 429; 0: no limit'),
+  TRUST_PROXY: Text('true, false, a hop count, or a comma-separated list of proxy addresses and CIDRs (or loopback, linklocal, uniquelocal) whose X-Forwarded-For is believed; unset: none'),
   CORS_ORIGINS: Text('a comma-separated list of origins such as https://ops.example.com (scheme, host and port only) that browsers may call the API from; unset: no CORS',
     { pattern: `^${ORIGIN}(\\s*,\\s*${ORIGIN})*$` })
 })
@@ -66,6 +68,30 @@ export interface Config {
   authFailureLimitPerMinute: number
   /** Empty: no CORS headers at all. */
   corsOrigins: readonly string[]
+  /** Fastify's trustProxy: which peers' X-Forwarded-For gives the client address (request.ip). */
+  trustProxy: TrustProxy
+}
+
+/** As Fastify takes it: every peer (true), none (false), so many hops, or these addresses and CIDRs. */
+export type TrustProxy = boolean | number | readonly string[]
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+function isProxyAddress (entry: string): boolean {
+  if (PROXY_NAMES.has(entry)) return true
+  const [address = '', prefix, ...rest] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) return false
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))
+}
+
+/** TRUST_PROXY's text as Fastify's trustProxy; undefined when it is none of the forms. */
+export function parseTrustProxy (text: string | undefined): TrustProxy | undefined {
+  if (text === undefined) return false
+  if (/^(true|false)$/i.test(text)) return /^true$/i.test(text)
+  if (/^\d+$/.test(text)) return Number(text) <= 100 ? Number(text) : undefined
+  const entries = text.split(',').map((entry) => entry.trim())
+  return entries.every(isProxyAddress) ? entries : undefined
 }
 
 /** What buildApp needs: a database to talk to and at least one way to verify tokens. */
@@ -143,8 +169,14 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
     demo: { enabled: bool('DEMO_SCHEDULER'), intervalSeconds: num('DEMO_INTERVAL_SECONDS') },
     authFailureLimitPerMinute: num('AUTH_FAILURE_LIMIT_PER_MINUTE'),
     // Browsers send the scheme and host in lower case; a list written otherwise must still match.
-    corsOrigins: str('CORS_ORIGINS')?.split(',').map((origin) => origin.trim().toLowerCase()) ?? []
+    corsOrigins: str('CORS_ORIGINS')?.split(',').map((origin) => origin.trim().toLowerCase()) ?? [],
+    trustProxy: false
   }
+  const trustProxy = parseTrustProxy(str('TRUST_PROXY'))
+  if (trustProxy === undefined) {
+    throw new ConfigError(`TRUST_PROXY must be ${String(EnvSchema.properties.TRUST_PROXY.description)} (got ${JSON.stringify(raw.TRUST_PROXY)})`)
+  }
+  config.trustProxy = trustProxy
   if (config.databaseUrl !== undefined && config.jwt.secret === undefined && config.jwt.jwksUrl === undefined) {
     throw new ConfigError('JWT_SECRET or JWKS_URL must be set when DATABASE_URL is set: without a key no token can be verified')
   }

@@ -38,7 +38,8 @@ t.test('defaults', async (t) => {
     demo: { enabled: true, intervalSeconds: 5 },
     events: { intervalMs: 1000, keepAliveMs: 15000 },
     authFailureLimitPerMinute: 20,
-    corsOrigins: []
+    corsOrigins: [],
+    trustProxy: false
   } satisfies Config)
 })
 
@@ -69,7 +70,8 @@ t.test('conversions from text', async (t) => {
     DEMO_SCHEDULER: 'False',
     DEMO_INTERVAL_SECONDS: '0.5',
     AUTH_FAILURE_LIMIT_PER_MINUTE: '0',
-    CORS_ORIGINS: 'https://ops.example.com, http://Grafana.Example.com:3000,http://[::1]:8080'
+    CORS_ORIGINS: 'https://ops.example.com, http://Grafana.Example.com:3000,http://[::1]:8080',
+    TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,::1,loopback'
   })
   t.same(config, {
     databaseUrl: DATABASE_URL,
@@ -92,7 +94,8 @@ t.test('conversions from text', async (t) => {
     demo: { enabled: false, intervalSeconds: 0.5 },
     events: { intervalMs: 1000, keepAliveMs: 15000 },
     authFailureLimitPerMinute: 0,
-    corsOrigins: ['https://ops.example.com', 'http://grafana.example.com:3000', 'http://[::1]:8080']
+    corsOrigins: ['https://ops.example.com', 'http://grafana.example.com:3000', 'http://[::1]:8080'],
+    trustProxy: ['10.0.0.0/8', '127.0.0.1', '::1', 'loopback']
   } satisfies Config)
   t.equal(typeof config.port, 'number')
   t.equal(typeof config.livenessPublic, 'boolean')
@@ -132,7 +135,13 @@ t.test('each bad value: one line that names the variable and what it expects', a
     ['CORS_ORIGINS', 'ops.example.com', /comma-separated list of origins/],
     ['CORS_ORIGINS', 'https://a.example.com,,https://b.example.com', /comma-separated list of origins/],
     ['CORS_ORIGINS', 'https://*.example.com', /comma-separated list of origins/],
-    ['CORS_ORIGINS', 'null', /comma-separated list of origins/]
+    ['CORS_ORIGINS', 'null', /comma-separated list of origins/],
+    ['TRUST_PROXY', 'yes', /a hop count, or a comma-separated list of proxy addresses and CIDRs/],
+    ['TRUST_PROXY', '10.0.0.0/33', /proxy addresses and CIDRs/],
+    ['TRUST_PROXY', '127.0.0.1,,::1', /proxy addresses and CIDRs/],
+    ['TRUST_PROXY', 'proxy.internal', /proxy addresses and CIDRs/],
+    ['TRUST_PROXY', '1.5', /proxy addresses and CIDRs/],
+    ['TRUST_PROXY', '101', /proxy addresses and CIDRs/]
   ]
   for (const [name, value, expects] of cases) {
     const error = configError({ [name]: value })
@@ -142,6 +151,14 @@ t.test('each bad value: one line that names the variable and what it expects', a
     t.match(error.message, `(got "${value}")`, `${name}=${value} shows what it got`)
     t.notMatch(error.message, /[\r\n]/, `${name}=${value}: one line`)
   }
+})
+
+t.test('TRUST_PROXY takes Fastify\'s trustProxy meanings', async (t) => {
+  t.equal(loadConfig({}).trustProxy, false, 'unset: no proxy is trusted, request.ip is the TCP peer')
+  t.equal(loadConfig({ TRUST_PROXY: 'TRUE' }).trustProxy, true)
+  t.equal(loadConfig({ TRUST_PROXY: 'false' }).trustProxy, false)
+  t.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2, 'a hop count')
+  t.same(loadConfig({ TRUST_PROXY: ' 192.168.0.0/16 , fd00::/8,10.1.2.3 ' }).trustProxy, ['192.168.0.0/16', 'fd00::/8', '10.1.2.3'])
 })
 
 t.test('a short JWT_SECRET is refused without showing it', async (t) => {

@@ -92,8 +92,20 @@ export default fp<{ jwt: JwtSettings }>(async (app, { jwt }) => {
     return { expiresAt: principal.expiresAt, recheck }
   }
 
+  /** Whether the request's token is one verified before and still usable without a signature check. */
+  function holdsVerifiedToken (request: FastifyRequest): boolean {
+    try {
+      const token = bearerToken(singleAuthorization(request.raw.rawHeaders))
+      return token !== undefined && tokens.peek(token) !== undefined
+    } catch {
+      return false
+    }
+  }
+
   async function authenticate (request: FastifyRequest, action: TableAction): Promise<Principal> {
-    await app.authFailures.refuseIfLimited(request)
+    // The limit bounds the signatures others can make us check; a token verified before costs none, so its holder is
+    // never refused because of other requests' failures from the same address (a proxy's, say).
+    if (!holdsVerifiedToken(request)) await app.authFailures.refuseIfLimited(request)
     try {
       return await verifyRequest(request, action)
     } catch (error) {
