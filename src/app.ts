@@ -42,7 +42,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   const app = Fastify({
     logger: {
       level: config.logLevel,
-      redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
+      redact: { paths: ['req.headers.authorization', 'req.headers.apikey', 'req.headers.cookie'], censor: '[redacted]' },
       ...(options.logStream !== undefined ? { stream: options.logStream } : {})
     },
     // request.ip (the failed-authentication limit's key, the audit line's ip) is the forwarded client address only
@@ -77,7 +77,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   await app.register(metricsPlugin)
   await app.register(dbPlugin, { url: config.databaseUrl, settings: config.db })
   await app.register(authLimitPlugin, { limit: config.authFailureLimitPerMinute, windowMs: limits.authFailureWindowMs })
-  await app.register(authPlugin, { jwt: config.jwt })
+  await app.register(authPlugin, { jwt: config.jwt, apiKeys: config.serviceApiKeys })
   await app.register(swaggerPlugin)
   await app.register(eventsPlugin, {
     grace: config.grace,

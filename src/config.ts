@@ -3,6 +3,7 @@
 import { isIP } from 'node:net'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { parseServiceApiKeys, type ConfiguredApiKey } from './auth/api-keys.js'
 import type { JwtSettings } from './auth/jwt.js'
 
 const Bool = (fallback: boolean, what: string): TSchema =>
@@ -26,6 +27,7 @@ export const EnvSchema = Type.Object({
   PORT: Int(3000, 0, 65535, 'the port to listen on'),
   JWT_SECRET: Text('at least 32 characters: the HS256 secret (Supabase legacy JWT secret)', { minLength: 32 }),
   JWKS_URL: Text('an http(s) URL of a JSON Web Key Set (Supabase signing keys)', { pattern: '^https?://' }),
+  SERVICE_API_KEYS: Text('a comma-separated list of secret API keys (sb_secret_…), each optionally named (name:sb_secret_…), that act as service_role'),
   JWT_AUDIENCE: Text('the required aud claim'),
   JWT_ISSUER: Text('the required iss claim'),
   JWT_CLOCK_TOLERANCE_SECONDS: Int(30, 0, 300, 'the clock skew allowed on exp, nbf and iat'),
@@ -68,6 +70,8 @@ export interface Config {
   authFailureLimitPerMinute: number
   /** Empty: no CORS headers at all. */
   corsOrigins: readonly string[]
+  /** Secret API keys (SERVICE_API_KEYS), hashed: never the keys themselves. */
+  serviceApiKeys: readonly ConfiguredApiKey[]
   /** Fastify's trustProxy: which peers' X-Forwarded-For gives the client address (request.ip). */
   trustProxy: TrustProxy
 }
@@ -118,7 +122,7 @@ function convert (key: EnvKey, text: string): unknown {
 
 /** A value as the error message may show it: never a secret, never a URL's user and password. */
 function shown (key: string, text: string): string {
-  if (key.includes('SECRET')) return '…'
+  if (key.includes('SECRET') || key.includes('KEYS')) return '…'
   return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1…@')
 }
 
@@ -170,15 +174,22 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
     authFailureLimitPerMinute: num('AUTH_FAILURE_LIMIT_PER_MINUTE'),
     // Browsers send the scheme and host in lower case; a list written otherwise must still match.
     corsOrigins: str('CORS_ORIGINS')?.split(',').map((origin) => origin.trim().toLowerCase()) ?? [],
-    trustProxy: false
+    trustProxy: false,
+    serviceApiKeys: []
+  }
+  const apiKeys = str('SERVICE_API_KEYS')
+  if (apiKeys !== undefined) {
+    const parsed = parseServiceApiKeys(apiKeys)
+    if (typeof parsed === 'string') throw new ConfigError(`SERVICE_API_KEYS must be ${String(EnvSchema.properties.SERVICE_API_KEYS.description)}: ${parsed}`)
+    config.serviceApiKeys = parsed
   }
   const trustProxy = parseTrustProxy(str('TRUST_PROXY'))
   if (trustProxy === undefined) {
     throw new ConfigError(`TRUST_PROXY must be ${String(EnvSchema.properties.TRUST_PROXY.description)} (got ${JSON.stringify(raw.TRUST_PROXY)})`)
   }
   config.trustProxy = trustProxy
-  if (config.databaseUrl !== undefined && config.jwt.secret === undefined && config.jwt.jwksUrl === undefined) {
-    throw new ConfigError('JWT_SECRET or JWKS_URL must be set when DATABASE_URL is set: without a key no token can be verified')
+  if (config.databaseUrl !== undefined && config.jwt.secret === undefined && config.jwt.jwksUrl === undefined && config.serviceApiKeys.length === 0) {
+    throw new ConfigError('JWT_SECRET or JWKS_URL must be set when DATABASE_URL is set (or at least SERVICE_API_KEYS): without a key no caller can be authenticated')
   }
   return deepFreeze(config)
 }
