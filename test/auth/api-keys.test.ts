@@ -116,3 +116,16 @@ t.test('under the failed-authentication limit, a configured key is never refused
   expect(t, await call(limited, 'GET', await bearer('authenticated', { sub: 'new' })), 429, 'too_many_requests', 'a JWT never verified')
   expect(t, await call(limited, 'PATCH', { apikey: OPS_KEY }, 'incident'), 200, undefined, 'the ops script\'s configured key: served')
 })
+
+t.test('the OpenAPI document: a bearer scheme and an apikey header scheme, either one on every route that takes a token', async (t) => {
+  const doc = keyed.swagger() as unknown as {
+    components: { securitySchemes: Record<string, Record<string, unknown>> }
+    paths: Record<string, Record<string, { security?: unknown[] }>>
+  }
+  t.match(doc.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+  t.match(doc.components.securitySchemes.apiKeyAuth, { type: 'apiKey', in: 'header', name: 'apikey' })
+  const secured = Object.entries(doc.paths).flatMap(([path, operations]) => Object.entries(operations)
+    .filter(([, operation]) => (operation.security?.length ?? 0) > 0).map(([method, operation]) => [`${method} ${path}`, operation.security]))
+  t.ok(secured.length >= 4, `${secured.length} secured operations`)
+  for (const [name, security] of secured) t.same(security, [{ bearerAuth: [] }, { apiKeyAuth: [] }], String(name))
+})
