@@ -272,7 +272,7 @@ t.test('CORS with CORS_ORIGINS: those origins only', async (t) => {
   t.equal(ok.statusCode, 204, 'a preflight from an allowed origin: 204')
   t.equal(ok.headers['access-control-allow-origin'], allowed, 'allow-origin: that origin, not *')
   t.equal(ok.headers['access-control-allow-methods'], 'GET, HEAD, PATCH')
-  t.equal(ok.headers['access-control-allow-headers'], 'Authorization, Content-Type, If-Match, If-None-Match, Last-Event-ID')
+  t.equal(ok.headers['access-control-allow-headers'], 'Authorization, apikey, Content-Type, If-Match, If-None-Match, Last-Event-ID')
   t.equal(ok.headers['access-control-max-age'], '600')
   t.equal(ok.headers['access-control-allow-credentials'], undefined, 'no credentials (bearer tokens, never cookies)')
   t.match(String(ok.headers.vary), /Origin/, 'Vary: Origin')
