@@ -2,6 +2,7 @@
 // HTTP (app.listen on loopback), and a JWKS served by the test over loopback HTTP whose keys the test removes.
 import t from 'tap'
 import { REAUTHENTICATE_EVENT } from '../../src/domain/events.js'
+import { EventHub } from '../../src/events/hub.js'
 import { startTestDatabase } from '../helpers/database.js'
 import { TEST_SECRET, token, writeRow } from '../helpers/app.js'
 import { signingKey, startAppWith, startKeySetServer } from '../helpers/jwks.js'
@@ -111,4 +112,42 @@ t.test('a JWKS token: ends at its exp too, and once its key leaves the set; othe
     jwks.publish(current.jwk, standby.jwk)
     stream.close()
   })
+})
+
+t.test('the hub itself: a lease already past, a recheck that fails, a recheck that ends the stream', async (t) => {
+  const errors: unknown[] = []
+  const hub = new EventHub({
+    intervalMs: 50,
+    keepAliveMs: 1000,
+    recheckMs: 50,
+    produce: async () => ({ id: 'missing', data: { heartbeat: null, liveness: { state: 'missing' } as never } }),
+    onError: (error) => { errors.push(error) }
+  })
+  t.teardown(async () => { await hub.close() })
+  const sink = (): { frames: string[], ended: boolean, write: (frame: string) => void, end: () => void } => {
+    const state = { frames: [] as string[], ended: false, write: (frame: string) => { state.frames.push(frame) }, end: () => { state.ended = true } }
+    return state
+  }
+
+  const late = sink()
+  hub.subscribe(late, undefined, { expiresAt: Date.now() - 1000 })
+  await eventually(() => late.ended, 5000, 'a lease already past ends the stream at once')
+  t.match(late.frames.at(-1), /^event: reauthenticate\ndata: \{"reason":"token_expired"/)
+
+  const failing = sink()
+  let calls = 0
+  hub.subscribe(failing, undefined, { recheck: async () => { calls++; throw new Error('recheck broke') } })
+  await eventually(() => calls >= 2, 5000, 'rechecked again after a failure')
+  t.notOk(failing.ended, 'a recheck that fails ends nothing')
+  t.match(String(errors[0]), /recheck broke/, 'and is reported')
+
+  const revoked = sink()
+  let valid = true
+  hub.subscribe(revoked, undefined, { expiresAt: Date.now() + 2 ** 31 + 1000, recheck: async () => valid ? undefined : { reason: 'key_removed', detail: 'gone' } })
+  await delay(200)
+  t.notOk(revoked.ended, 'a far expiry (beyond one timer) and a passing recheck: still open')
+  valid = false
+  await eventually(() => revoked.ended, 5000, 'ended once the recheck says so')
+  t.equal(revoked.frames.at(-1), 'event: reauthenticate\ndata: {"reason":"key_removed","detail":"gone"}\n\n')
+  t.equal(hub.stats().clients, 1, 'only the failing-recheck client is left')
 })

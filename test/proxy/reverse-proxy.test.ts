@@ -1,6 +1,7 @@
 // Issue 10, item 2: behind a real reverse proxy (nginx, HAProxy), the failed-authentication limit and the audit line's
 // ip are the client's, taken from X-Forwarded-For only through the proxies TRUST_PROXY names. Several clients sit
 // behind each proxy, each connecting from its own loopback address; the proxy is their TCP peer's only address.
+import { accessSync, constants } from 'node:fs'
 import t from 'tap'
 import { startTestDatabase } from '../helpers/database.js'
 import { TEST_SECRET, token, writeRow } from '../helpers/app.js'
@@ -10,13 +11,20 @@ import { findTool, needs } from '../helpers/tools.js'
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
-const nginx = findTool('nginx') ?? findTool('/usr/sbin/nginx')
-const haproxy = findTool('haproxy') ?? findTool('/usr/sbin/haproxy')
-const sbin = (name: string): string | undefined => findTool(name) ?? ((): string | undefined => {
-  const saved = process.env.PATH
-  process.env.PATH = `${saved ?? ''}:/usr/sbin:/sbin`
-  try { return findTool(name) } finally { process.env.PATH = saved }
-})()
+/** On PATH, else in /usr/sbin and /sbin (where Debian puts both, off an ordinary user's PATH). */
+function sbin (name: string): string | undefined {
+  const executable = (file: string): boolean => {
+    try {
+      accessSync(file, constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  }
+  return findTool(name) ?? [`/usr/sbin/${name}`, `/sbin/${name}`].find(executable)
+}
+const nginx = sbin('nginx')
+const haproxy = sbin('haproxy')
 
 const db = await startTestDatabase()
 t.teardown(db.close)
@@ -85,20 +93,20 @@ async function scenario (t: Tap, proxyKind: string, start: (upstream: string) =>
   t.same(auditIps(), [B, D], 'the audit line\'s ip: the forwarded client through the trusted proxy, the TCP peer otherwise')
 }
 
-t.test('nginx, TRUST_PROXY naming its address', needs(sbin('nginx') ?? nginx, 'nginx', 'nginx'), async (t) => {
-  await scenario(t, 'nginx', async (upstream) => await startNginx(t, sbin('nginx') as string, upstream), '127.0.0.1')
+t.test('nginx, TRUST_PROXY naming its address', needs(nginx, 'nginx', 'nginx'), async (t) => {
+  await scenario(t, 'nginx', async (upstream) => await startNginx(t, nginx as string, upstream), '127.0.0.1')
 })
 
-t.test('HAProxy, TRUST_PROXY naming its address as a CIDR', needs(sbin('haproxy') ?? haproxy, 'haproxy', 'haproxy'), async (t) => {
-  await scenario(t, 'haproxy', async (upstream) => await startHaproxy(t, sbin('haproxy') as string, new URL(upstream)), '127.0.0.1/32')
+t.test('HAProxy, TRUST_PROXY naming its address as a CIDR', needs(haproxy, 'haproxy', 'haproxy'), async (t) => {
+  await scenario(t, 'haproxy', async (upstream) => await startHaproxy(t, haproxy as string, new URL(upstream)), '127.0.0.1/32')
 })
 
-t.test('HAProxy, TRUST_PROXY as a hop count: the proxy\'s client is used, and so is any direct peer\'s claim', needs(sbin('haproxy') ?? haproxy, 'haproxy', 'haproxy'), async (t) => {
+t.test('HAProxy, TRUST_PROXY as a hop count: the proxy\'s client is used, and so is any direct peer\'s claim', needs(haproxy, 'haproxy', 'haproxy'), async (t) => {
   const logs: string[] = []
   const app = await startAppWith(t, db, { JWT_SECRET: TEST_SECRET, TRUST_PROXY: '1', LOG_LEVEL: 'info' }, {},
     { logStream: { write: (line) => { logs.push(line) } } })
   const direct = await app.listen({ host: '127.0.0.1', port: 0 })
-  const proxied = await startHaproxy(t, sbin('haproxy') as string, new URL(direct))
+  const proxied = await startHaproxy(t, haproxy as string, new URL(direct))
   const ops = await fresh('service_role', 'ops-script')
   const patch = async (from: string, base: string, extra: Record<string, string>): Promise<number> => (await requestFrom(from, `${base}/heartbeat`, {
     method: 'PATCH', headers: { authorization: ops, 'content-type': 'application/json', ...extra }, body: '{"paused_reason":"hops"}'
@@ -111,9 +119,9 @@ t.test('HAProxy, TRUST_PROXY as a hop count: the proxy\'s client is used, and so
   t.same(ips, [C, B], 'through HAProxy: the client C (its spoofed B ignored); directly: D\'s claim is believed')
 })
 
-t.test('without TRUST_PROXY, every client behind a proxy is the proxy: the lockout this option exists to prevent', needs(sbin('nginx') ?? nginx, 'nginx', 'nginx'), async (t) => {
+t.test('without TRUST_PROXY, every client behind a proxy is the proxy: the lockout this option exists to prevent', needs(nginx, 'nginx', 'nginx'), async (t) => {
   const app = await startAppWith(t, db, { JWT_SECRET: TEST_SECRET, AUTH_FAILURE_LIMIT_PER_MINUTE: String(LIMIT) })
-  const proxied = await startNginx(t, sbin('nginx') as string, await app.listen({ host: '127.0.0.1', port: 0 }))
+  const proxied = await startNginx(t, nginx as string, await app.listen({ host: '127.0.0.1', port: 0 }))
   const cached = await fresh('service_role', 'ops')
   t.equal((await requestFrom(B, `${proxied}/heartbeat`, { headers: { authorization: cached } })).status, 200)
   for (let i = 0; i < LIMIT; i++) await requestFrom(A, `${proxied}/heartbeat`, { headers: { authorization: BAD } })
