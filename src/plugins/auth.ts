@@ -1,4 +1,5 @@
-// Authentication (a bearer JWT, or a secret API key in `apikey` or as the bearer) and the policy mirror: `app.requireRole(action)` is the only gate routes use.
+// Authentication (a bearer JWT, or a secret API key in `apikey` or as the bearer) and the policy mirror:
+// `app.requireRole(action)` is the only gate routes use.
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { ApiKeySet, type ConfiguredApiKey } from '../auth/api-keys.js'
@@ -6,14 +7,14 @@ import { readCredential, type Credential } from '../auth/credentials.js'
 import { forbidden, JwksUnavailableProblem, TokenVerifier, unauthorized, type JwtSettings } from '../auth/jwt.js'
 import { TokenCache } from '../auth/token-cache.js'
 import type { DbIdentity } from '../db/heartbeat.js'
+import type { StreamEnd } from '../domain/events.js'
 import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain/policies.js'
 import { ProblemError } from '../errors.js'
-import type { StreamEnd } from '../domain/events.js'
 import type { StreamLease } from '../events/hub.js'
 
 export interface Principal extends DbIdentity {
   role: ApiRole
-  /** Who, for logs: `sub`, else the role with the key's `jti`/`kid`; `apikey:<name or fingerprint>` for an API key. Never the credential. */
+  /** Who, for logs: `sub`, else the role with the key's `jti`/`kid`; `apikey:<name or fingerprint>`. Never the credential. */
   subject: string
   /** When the credential stops being valid, in ms since the epoch (exp plus the clock tolerance); undefined: never. */
   expiresAt?: number
@@ -93,7 +94,9 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
     }
   }
 
-  async function principalOf (request: FastifyRequest, credential: Credential, key: ConfiguredApiKey | undefined, action: TableAction): Promise<Principal> {
+  async function principalOf (
+    request: FastifyRequest, credential: Credential, key: ConfiguredApiKey | undefined, action: TableAction
+  ): Promise<Principal> {
     switch (credential.kind) {
       case 'none': throw unauthorized('missing_token', MISSING, false)
       case 'publishable': throw forbidden(`A publishable key acts as role anon, which may not ${action} the heartbeat.`)
