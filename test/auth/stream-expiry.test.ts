@@ -67,7 +67,7 @@ t.test('a JWKS token: ends at its exp too, and once its key leaves the set; othe
   const jwks = await startKeySetServer(t, current.jwk, standby.jwk)
   const CACHE_MS = 1000
   const app = await startAppWith(t, db, { JWKS_URL: jwks.url, JWT_CLOCK_TOLERANCE_SECONDS: '0', ...STREAM_ENV },
-    { jwksCacheMaxAgeMs: CACHE_MS, jwksCooldownMs: 200 })
+    { jwksCacheMaxAgeMs: CACHE_MS, jwksCooldownMs: 200, jwksTimeoutMs: 10_000 })
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
 
   t.test('exp', async (t) => {
