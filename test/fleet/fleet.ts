@@ -113,12 +113,13 @@ export class HaProxy {
     child.stderr?.on('data', keep)
     await eventually(async () => {
       if (child.exitCode !== null) throw new Error(`haproxy exited with ${child.exitCode}: ${proxy.output}`)
-      return (await proxy.servers().catch(() => [])).filter((s) => s.status === 'UP').length === replicas.length * 2
+      return (await proxy.servers().catch(() => [])).filter((s) => s.status === 'UP').length === replicas.length * 3
     }, 20_000, 'haproxy sees every replica UP')
     return proxy
   }
 
   get log (): string { return this.output }
+  get pid (): number { return this.child.pid ?? NaN }
 
   async stop (): Promise<void> {
     if (this.child.exitCode === null) this.child.kill('SIGTERM')
@@ -177,23 +178,24 @@ export interface Outcome { kind: string, status: number | string, ok: boolean, a
 
 /**
  * Client traffic through HAProxy: uptime monitors (GET and HEAD /heartbeat/liveness, no token) and dashboards
- * (GET /heartbeat with a token, half of them revalidating with If-None-Match), each a loop that sends one request,
- * waits for the answer and pauses `pauseMs`. Every answer is kept.
+ * (GET /heartbeat with a token, half of them revalidating with If-None-Match), each a loop that sends one request
+ * every `periodMs` (or as soon as the previous answer is in, when that is later): the same offered load whatever
+ * is behind HAProxy. Every answer is kept.
  */
 export class Load {
   readonly outcomes: Outcome[] = []
   private running = true
   private readonly loops: Array<Promise<void>> = []
 
-  constructor (base: string, options: { monitors: number, readers: number, pauseMs: number, authorization: string }) {
+  constructor (base: string, options: { monitors: number, readers: number, periodMs: number, authorization: string }) {
     for (let i = 0; i < options.monitors; i++) {
       const method = i % 2 === 0 ? 'GET' : 'HEAD'
-      this.loops.push(this.loop(`${method} /heartbeat/liveness`, options.pauseMs, async () =>
+      this.loops.push(this.loop(`${method} /heartbeat/liveness`, options.periodMs, async () =>
         await fetch(`${base}/heartbeat/liveness`, { method }), (status) => status === 200))
     }
     for (let i = 0; i < options.readers; i++) {
       let etag: string | undefined
-      this.loops.push(this.loop('GET /heartbeat', options.pauseMs, async () => {
+      this.loops.push(this.loop('GET /heartbeat', options.periodMs, async () => {
         const headers: Record<string, string> = { authorization: options.authorization }
         if (i % 2 === 1 && etag !== undefined) headers['if-none-match'] = etag
         const response = await fetch(`${base}/heartbeat`, { headers })
@@ -203,8 +205,12 @@ export class Load {
     }
   }
 
-  private async loop (kind: string, pauseMs: number, send: () => Promise<Response>, good: (status: number) => boolean): Promise<void> {
+  private async loop (kind: string, periodMs: number, send: () => Promise<Response>, good: (status: number) => boolean): Promise<void> {
+    // Spread over the period, so that the loops do not fire together.
+    let due = performance.now() + Math.random() * periodMs
     while (this.running) {
+      await delay(Math.max(0, due - performance.now()))
+      due += periodMs
       let status: number | string
       try {
         const response = await send()
@@ -215,7 +221,6 @@ export class Load {
         status = cause?.code ?? String(error)
       }
       this.outcomes.push({ kind, status, ok: typeof status === 'number' && good(status), at: performance.now() })
-      await delay(pauseMs)
     }
   }
 
