@@ -146,7 +146,7 @@ t.test('the Deployment: 3 replicas, /livez and /readyz probes, secrets by refere
 })
 
 const kubectl = findTool('kubectl')
-t.test('kubectl kustomize renders the three objects', needs(kubectl, 'kubectl', 'kubectl'), async (t) => {
+t.test('kubectl kustomize renders the three objects', needs(kubectl, 'kubectl', 'kubernetes-client'), async (t) => {
   const rendered = spawnSync(kubectl!, ['kustomize', K8S_DIR], { encoding: 'utf8' })
   t.equal(rendered.status, 0, rendered.stderr)
   t.same(parseAllDocuments(rendered.stdout).map((d) => (d.toJS() as Manifest).kind).sort(), ['Deployment', 'PodDisruptionBudget', 'Service'])
