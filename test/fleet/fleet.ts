@@ -67,7 +67,7 @@ export class Replica {
       } catch {
         return false
       }
-    }, 30_000, `${this.name} ready`)
+    }, 60_000, `${this.name} ready`)
   }
 
   /** Sends the signal and waits for the process to end. */
@@ -158,7 +158,7 @@ export class HaProxy {
     })
   }
 
-  async waitStatus (server: string, status: string, timeoutMs = 20_000): Promise<number> {
+  async waitStatus (server: string, status: string, timeoutMs = 30_000): Promise<number> {
     const started = performance.now()
     await eventually(async () => (await this.server('replicas', server)).status === status, timeoutMs, `${server} ${status}`)
     return performance.now() - started
