@@ -6,9 +6,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
+import { EventSource } from 'eventsource'
 import t from 'tap'
 import { freePort } from '../../src/db/local-postgres.js'
-import { EventSource } from 'eventsource'
 import { bearer, rowText, TEST_SECRET, writeRow } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'
 import { holdRowLock } from '../helpers/faults.js'
@@ -126,6 +126,7 @@ t.test('a SIGTERM with no drain first: the only failures are the closing replica
 })
 
 t.test('no replica ready (the policies drifted for all): HAProxy sends the requests to live replicas, which answer', async (t) => {
+  await wholeFleet()
   await writeRow(db.admin, { lastPollAgo: 1, nextPollIn: 3600 })
   await db.admin`create policy eva_fleet_test_drift on public.eva_scheduler_heartbeat for select to anon using (false)`
   const drop = async (): Promise<void> => { await db.admin`drop policy if exists eva_fleet_test_drift on public.eva_scheduler_heartbeat` }
@@ -138,7 +139,12 @@ t.test('no replica ready (the policies drifted for all): HAProxy sends the reque
   t.equal(liveness.status, 200, 'the verdict still comes from the API, not from HAProxy')
   t.match(await liveness.json(), { status: 'pass', state: 'alive' })
   await drop()
-  await Promise.all(replicas.map(async (r) => await proxy.waitStatus(r.name, 'UP')))
+  await Promise.all(replicas.map(async (r) => {
+    await proxy.waitStatus(r.name, 'UP').catch(async (error: Error) => {
+      const readyz = await fetch(`${r.base}/readyz`).then(async (res) => `${res.status} ${await res.text()}`, (e: Error) => e.message)
+      throw new Error(`${error.message}; its /readyz: ${readyz}; its output: ${r.output.slice(-2000)}`)
+    })
+  }))
 })
 
 interface Received { id: string, state: string, breaker: unknown, reason: unknown }

@@ -59,7 +59,12 @@ export class Replica {
     const keep = (chunk: Buffer): void => { this.output = (this.output + chunk.toString()).slice(-20_000) }
     child.stdout?.on('data', keep)
     child.stderr?.on('data', keep)
-    this.exited = new Promise((resolve) => { child.once('exit', () => { resolve() }) })
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.output += `\n[${this.name} pid ${child.pid ?? '?'} exited: ${String(code ?? signal)}]`
+        resolve()
+      })
+    })
     await eventually(async () => {
       if (child.exitCode !== null) throw new Error(`${this.name} exited with ${child.exitCode}: ${this.output}`)
       try {
@@ -108,7 +113,11 @@ export class HaProxy {
     const child = spawn('/usr/sbin/haproxy', ['-db', '-f', HAPROXY_CONFIG], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
     const proxy = new HaProxy(child, `http://127.0.0.1:${bind}`, `http://127.0.0.1:${statsBind}`, socket, exited)
-    const keep = (chunk: Buffer): void => { proxy.output = (proxy.output + chunk.toString()).slice(-50_000) }
+    // The test's own polling of the stats page is left out of the log it keeps.
+    const keep = (chunk: Buffer): void => {
+      const lines = chunk.toString().split('\n').filter((line) => !line.includes('stats/<STATS>')).join('\n')
+      proxy.output = (proxy.output + lines).slice(-50_000)
+    }
     child.stdout?.on('data', keep)
     child.stderr?.on('data', keep)
     await eventually(async () => {
@@ -160,7 +169,13 @@ export class HaProxy {
 
   async waitStatus (server: string, status: string, timeoutMs = 30_000): Promise<number> {
     const started = performance.now()
-    await eventually(async () => (await this.server('replicas', server)).status === status, timeoutMs, `${server} ${status}`)
+    let last = ''
+    try {
+      await eventually(async () => (last = (await this.server('replicas', server)).status) === status, timeoutMs, `${server} ${status}`)
+    } catch (error) {
+      const lines = this.output.split('\n').filter((line) => line.includes(`/${server} `) && !line.includes('<STATS>')).slice(-5)
+      throw new Error(`${(error as Error).message} (still ${last}; HAProxy said: ${lines.join(' / ')})`)
+    }
     return performance.now() - started
   }
 }
