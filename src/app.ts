@@ -16,6 +16,7 @@ import healthRoutes, { ReadinessSchema } from './routes/health.js'
 import eventsRoutes from './routes/events.js'
 import heartbeatRoutes from './routes/heartbeat.js'
 import metricsRoutes from './routes/metrics.js'
+import statusRoutes, { ShieldsEndpointSchema } from './routes/status.js'
 import { SHARED_SCHEMAS } from './schemas.js'
 import { validatorsWithExactBodies } from './validation.js'
 
@@ -24,7 +25,7 @@ export const BODY_LIMIT_BYTES = 16 * 1024
 export const EVENTS_RETRY_MS = 3000
 
 export interface BuildAppOptions {
-  /** Where log lines go instead of stdout (tests read the audit lines from it). Nothing else changes. */
+  /** Where log lines go instead of stdout: a test reading the audit lines, or the readable format (src/logging.ts). */
   logStream?: { write: (line: string) => void }
   /** Shorter timeouts and failure window for tests (the defaults are HTTP_LIMITS). */
   limits?: Partial<HttpLimits>
@@ -60,7 +61,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
     schemaController: { compilersFactory: { buildValidator: validatorsWithExactBodies() } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  for (const schema of [...SHARED_SCHEMAS, ReadinessSchema]) app.addSchema(schema)
+  for (const schema of [...SHARED_SCHEMAS, ReadinessSchema, ShieldsEndpointSchema]) app.addSchema(schema)
 
   await app.register(errorsPlugin)
   await app.register(securityHeadersPlugin, { corsOrigins: config.corsOrigins })
@@ -76,5 +77,6 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   await app.register(healthRoutes, { deadlineMs: config.db.statementTimeoutMs + 500 })
   await app.register(metricsRoutes, { grace: config.grace, metricsPublic: config.metricsPublic })
   await app.register(eventsRoutes, { retryMs: EVENTS_RETRY_MS })
+  await app.register(statusRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })
   return app
 }
