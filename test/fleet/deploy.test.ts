@@ -14,7 +14,7 @@ import t from 'tap'
 import { parseAllDocuments } from 'yaml'
 import { findTool, needs } from '../helpers/tools.js'
 import { ROOT } from '../helpers/server-process.js'
-import { HAPROXY_CONFIG } from './fleet.js'
+import { HAPROXY_CONFIG } from '../helpers/fleet.js'
 
 const K8S_DIR = path.join(ROOT, 'deploy/kubernetes')
 

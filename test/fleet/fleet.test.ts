@@ -14,7 +14,7 @@ import { startTestDatabase } from '../helpers/database.js'
 import { holdRowLock } from '../helpers/faults.js'
 import type { Tap } from '../helpers/server-process.js'
 import { eventually } from '../helpers/wait.js'
-import { buildDist, cpuSeconds, databaseWork, delay, HaProxy, Load, Replica, rssMiB } from './fleet.js'
+import { buildDist, cpuSeconds, databaseWork, delay, HaProxy, Load, Replica, rssMiB } from '../helpers/fleet.js'
 
 const HAPROXY = '/usr/sbin/haproxy'
 if (!existsSync(HAPROXY)) {

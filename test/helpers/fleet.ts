@@ -7,8 +7,8 @@ import net from 'node:net'
 import path from 'node:path'
 import type { Sql } from 'postgres'
 import { freePort } from '../../src/db/local-postgres.js'
-import { environment, ROOT } from '../helpers/server-process.js'
-import { delay, eventually } from '../helpers/wait.js'
+import { environment, ROOT } from './server-process.js'
+import { delay, eventually } from './wait.js'
 
 export const HAPROXY_CONFIG = path.join(ROOT, 'deploy/haproxy/haproxy.cfg')
 
