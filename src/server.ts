@@ -39,7 +39,9 @@ async function closeAll (opened: Opened): Promise<void> {
 
 /** With DATABASE_URL the table belongs to another application: check it, never create or alter it. */
 async function checkExternalDatabase (config: Config & { databaseUrl: string }): Promise<void> {
-  const sql = postgres(config.databaseUrl, { max: 1, connect_timeout: 10, onnotice: () => {} })
+  // As the API's own pool connects (db/client.ts): no prepared statements where DB_PREPARE=false says a transaction
+  // pooler is in between, and no array-types query at connection start.
+  const sql = postgres(config.databaseUrl, { max: 1, connect_timeout: 10, prepare: config.db.prepare, fetch_types: false, onnotice: () => {} })
   let problems: string[]
   try {
     const report = await checkSchema(sql)
