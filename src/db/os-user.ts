@@ -36,18 +36,18 @@ export function permits (file: Pick<Stats, 'mode' | 'uid' | 'gid'>, user: OsUser
 }
 
 /**
- * The first directory on the way to `target` that `user` cannot enter, with its mode, or undefined when the
- * way is open. Only the part of the path that exists is walked, after resolving symbolic links.
+ * The first directory on the way to `target` (its parents: the target itself is ours to chown) that `user` cannot
+ * enter, with its mode, or undefined when the way is open. Only the part of the path that exists is walked, after
+ * resolving symbolic links.
  */
 export function blockingDirectory (target: string, user: OsUser): { dir: string, mode: string } | undefined {
-  let existing = path.resolve(target)
+  let existing = path.dirname(path.resolve(target))
   while (!existsSync(existing)) existing = path.dirname(existing)
-  const real = realpathSync(existing)
-  const dirs = [real]
-  for (let dir = path.dirname(real); dir !== dirs[dirs.length - 1]; dir = path.dirname(dir)) dirs.push(dir)
+  const dirs = [realpathSync(existing)]
+  for (let dir = path.dirname(dirs[0] ?? '/'); dir !== dirs[dirs.length - 1]; dir = path.dirname(dir)) dirs.push(dir)
   for (const dir of dirs.reverse()) {
     const stats = statSync(dir)
-    if (stats.isDirectory() && !permits(stats, user, 1)) return { dir, mode: (stats.mode & 0o7777).toString(8) }
+    if (!permits(stats, user, 1)) return { dir, mode: (stats.mode & 0o7777).toString(8) }
   }
   return undefined
 }
@@ -64,7 +64,7 @@ export class UnreachableError extends Error {
 
 /** The binary directory the server can run from: binDir itself, or a copy of its installation under `root`. */
 export async function reachableBinDir (binDir: string, user: OsUser, root = STAGE_ROOT): Promise<string> {
-  const blocker = blockingDirectory(binDir, user)
+  const blocker = blockingDirectory(path.join(binDir, 'postgres'), user)
   if (blocker === undefined) return binDir
   // The installation around bin/: the server finds lib/ and share/ relative to its own binary.
   const source = path.dirname(realpathSync(binDir))
@@ -118,7 +118,7 @@ export async function reachableDataDir (dataDir: string, user: OsUser, root = ST
 
 /** The staging directory itself is out of reach (a parent made owner-only by hand, say). */
 function stillBlocked (staged: string, user: OsUser): void {
-  const blocker = blockingDirectory(staged, user)
+  const blocker = blockingDirectory(path.join(staged, 'inside'), user)
   if (blocker !== undefined) throw new Error(`${blocker.dir} is mode ${blocker.mode}`)
 }
 

@@ -40,6 +40,7 @@ t.test('blockingDirectory names the first directory in the way, even below it no
   await chmod(closed, 0o700)
   t.same(blockingDirectory(path.join(closed, 'inner', 'pg'), stranger), { dir: closed, mode: '700' })
   t.same(blockingDirectory(path.join(closed, 'inner', 'pg'), { uid: process.getuid?.() ?? 0, gid: 0 }), undefined, 'its owner goes through')
+  t.equal(blockingDirectory(closed, stranger), undefined, 'a mode-700 target itself is not in the way (the runner makes it the server\'s)')
 })
 
 t.test('a cluster already inside an owner-only directory is not moved: one line with the directory and the fix', { skip: rootOnly }, async (t) => {
