@@ -39,12 +39,12 @@ start_to_alive () {
   say "$label: liveness 200 $(seconds "$started") s after npm start"
   # SIGTERM to the service itself, as a process manager sends it (npm, sent one too, would exit 143 for it).
   local pid
-  pid=$(pgrep -g "$server" -f 'node dist/server\.js' | head -n 1)
+  pid=$(pgrep -g "$server" -f '^node dist/server\.js')
   kill -TERM "$pid"
   local code=0
   wait "$server" || code=$?
-  server=
   if [ "$code" -ne 0 ]; then say "$label: npm start exited $code after SIGTERM"; tail -n 20 "$parent/$label.log"; return 1; fi
+  server=
 }
 
 git clone --quiet "$root" "$app"
