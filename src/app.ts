@@ -24,7 +24,7 @@ export const BODY_LIMIT_BYTES = 16 * 1024
 export const EVENTS_RETRY_MS = 3000
 
 export interface BuildAppOptions {
-  /** Where log lines go instead of stdout (tests read the audit lines from it). Nothing else changes. */
+  /** Where log lines go instead of stdout: a test reading the audit lines, or the readable format (src/logging.ts). */
   logStream?: { write: (line: string) => void }
   /** Shorter timeouts and failure window for tests (the defaults are HTTP_LIMITS). */
   limits?: Partial<HttpLimits>

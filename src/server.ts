@@ -8,6 +8,7 @@ import { checkSchema } from './db/catalog.js'
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './db/embedded.js'
 import { DemoScheduler } from './demo/scheduler.js'
 import { loadOrCreateDevSecret } from './dev-secret.js'
+import { chooseLogFormat, prettyLogStream } from './logging.js'
 
 /** One line on stderr, then exit 1: what an operator reads in a failed deploy's log. */
 function fail (message: string): never {
@@ -71,7 +72,8 @@ async function start (config: Config, opened: Opened): Promise<string> {
     await checkExternalDatabase(appConfig)
   }
   const { buildApp } = await appModule
-  const app = opened.app = await buildApp(appConfig)
+  const pretty = chooseLogFormat(config.logFormat, process.stdout.isTTY === true) === 'pretty'
+  const app = opened.app = await buildApp(appConfig, pretty ? { logStream: prettyLogStream(process.stdout.isTTY === true) } : {})
   const address = await app.listen({ host: config.host, port: config.port })
   if (opened.embedded !== undefined && config.demo.enabled) {
     opened.demo = new DemoScheduler(opened.embedded.admin, {

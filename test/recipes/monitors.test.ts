@@ -9,7 +9,7 @@ import t from 'tap'
 import { parse } from 'yaml'
 import { deleteRow, startTestApp, writeRow, type RowShape } from '../helpers/app.js'
 
-const README = fileURLToPath(new URL('../../README.md', import.meta.url))
+const OPERATIONS = fileURLToPath(new URL('../../docs/operations.md', import.meta.url))
 const GATUS = fileURLToPath(new URL('../../deploy/gatus/config.yaml', import.meta.url))
 const KUMA = fileURLToPath(new URL('../../deploy/uptime-kuma/monitors.json', import.meta.url))
 const EXAMPLE_BASE = 'http://127.0.0.1:3000'
@@ -127,15 +127,15 @@ t.test('every recipe has an expectation', async (t) => {
   for (const url of [...gatus.map((e) => e.url), ...kuma.map((m) => m.url)]) t.ok(url.startsWith(`${EXAMPLE_BASE}/heartbeat/liveness`), url)
 })
 
-t.test('the README shows the recipes as the files have them', async (t) => {
-  const readme = await readFile(README, 'utf8')
-  const gatusBlock = /\*\*Gatus\*\*[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)?.[1]
+t.test('docs/operations.md shows the recipes as the files have them', async (t) => {
+  const page = await readFile(OPERATIONS, 'utf8')
+  const gatusBlock = /\*\*Gatus\*\*[\s\S]*?```yaml\n([\s\S]*?)```/.exec(page)?.[1]
   t.ok(gatusBlock, 'a Gatus block')
   const shown = (parse(gatusBlock ?? '') as { endpoints: GatusEndpoint[] }).endpoints
   t.same(shown.map(({ name, url, conditions }) => ({ name, url, conditions })), gatus.map(({ name, url, conditions }) => ({ name, url, conditions })))
   for (const monitor of kuma) {
-    if (monitor.keyword !== undefined) t.ok(readme.includes(`keyword \`${monitor.keyword}\``), `README keyword ${monitor.keyword}`)
-    if (monitor.jsonPath !== undefined) t.ok(readme.includes(`JSON query \`${monitor.jsonPath}\`, expected value \`${String(monitor.expectedValue)}\``), 'README JSON query')
+    if (monitor.keyword !== undefined) t.ok(page.includes(`keyword \`${monitor.keyword}\``), `docs keyword ${monitor.keyword}`)
+    if (monitor.jsonPath !== undefined) t.ok(page.includes(`JSON query \`${monitor.jsonPath}\`, expected value \`${String(monitor.expectedValue)}\``), 'docs JSON query')
   }
 })
 

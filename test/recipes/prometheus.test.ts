@@ -1,18 +1,17 @@
 // deploy/prometheus/ proven with the real tools: promtool checks the rules, runs their unit tests and lints real
 // scrapes of /metrics; a real Prometheus server, configured from prometheus.yml, scrapes the running app with a
 // bearer token file and probes liveness through a real blackbox_exporter.
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { parse, stringify } from 'yaml'
 import { deleteRow, startTestApp, token, writeRow } from '../helpers/app.js'
+import { PROMETHEUS_DIR, prometheusConfig } from '../helpers/prometheus-config.js'
 import { findTool, needs, run, startDaemon } from '../helpers/tools.js'
 import { eventually } from '../helpers/wait.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const PROMETHEUS_DIR = path.join(ROOT, 'deploy/prometheus')
 const BLACKBOX_CONFIG = path.join(ROOT, 'deploy/blackbox/blackbox.yml')
 
 const promtool = findTool('promtool')
@@ -21,7 +20,6 @@ const blackbox = findTool('prometheus-blackbox-exporter', 'blackbox_exporter')
 
 const { app, db } = await startTestApp(t)
 const address = await app.listen({ host: '127.0.0.1', port: 0 })
-const hostPort = new URL(address).host
 const authorization = `Bearer ${await token({ role: 'authenticated', sub: 'prometheus' })}`
 
 const work = await mkdtemp(path.join(tmpdir(), 'eva-prometheus-'))
@@ -57,35 +55,9 @@ t.test('promtool check metrics accepts real scrapes of /metrics', needs(promtool
   }
 })
 
-/** prometheus.yml with the example's addresses and token path replaced by the test's own. */
-async function configForTest (blackboxHost: string | undefined): Promise<string> {
-  const config = parse(await readFile(path.join(PROMETHEUS_DIR, 'prometheus.yml'), 'utf8')) as {
-    global: Record<string, string>
-    scrape_configs: Array<{
-      job_name: string
-      authorization?: { credentials_file: string }
-      static_configs: Array<{ targets: string[] }>
-      relabel_configs?: Array<{ target_label?: string, replacement?: string }>
-    }>
-  }
-  const tokenFile = path.join(work, 'eva-heartbeat-api.token')
-  await writeFile(tokenFile, authorization.slice('Bearer '.length) + '\n', { mode: 0o600 })
-  await copyFile(path.join(PROMETHEUS_DIR, 'alerts.yml'), path.join(work, 'alerts.yml'))
-  config.global.scrape_interval = '1s'
-  config.global.evaluation_interval = '1s'
-  const api = config.scrape_configs.find((job) => job.job_name === 'eva-heartbeat-api')
-  const probe = config.scrape_configs.find((job) => job.job_name === 'eva-heartbeat-liveness')
-  if (api?.authorization === undefined || probe?.relabel_configs === undefined) throw new Error('prometheus.yml lost a job')
-  api.authorization.credentials_file = tokenFile
-  api.static_configs = [{ targets: [hostPort] }]
-  probe.static_configs = [{ targets: [`${address}/heartbeat/liveness`] }]
-  const toExporter = probe.relabel_configs.find((rule) => rule.target_label === '__address__')
-  if (toExporter === undefined) throw new Error('prometheus.yml lost the blackbox relabelling')
-  if (blackboxHost === undefined) config.scrape_configs = [api]
-  else toExporter.replacement = blackboxHost
-  const file = path.join(work, 'prometheus.yml')
-  await writeFile(file, stringify(config))
-  return file
+/** prometheus.yml for this test: its token, this app and, when given, this blackbox_exporter. */
+async function configForTest (blackbox: string | undefined): Promise<string> {
+  return await prometheusConfig({ work, address, token: authorization.slice('Bearer '.length), blackbox })
 }
 
 t.test('promtool check config: prometheus.yml', needs(promtool, 'promtool', 'prometheus'), async (t) => {
@@ -96,6 +68,33 @@ t.test('promtool check config: prometheus.yml', needs(promtool, 'promtool', 'pro
 })
 
 interface QueryAnswer { status: string, data: { result: Array<{ metric: Record<string, string>, value: [number, string] }> } }
+interface RangeAnswer { status: string, error?: string, data: { result: Array<{ metric: Record<string, string>, values: Array<[number, string]> }> } }
+
+interface Dashboard {
+  title: string
+  templating: { list: Array<{ name: string, type: string, query: string }> }
+  panels: Array<{ id: number, type: string, title: string, datasource: { uid: string }, gridPos: { x: number, y: number, w: number, h: number }, targets: Array<{ refId: string, expr: string, datasource: { uid: string } }> }>
+}
+
+const readDashboard = async (): Promise<Dashboard> => JSON.parse(await readFile(path.join(ROOT, 'deploy/grafana/eva-heartbeat.json'), 'utf8')) as Dashboard
+
+t.test('deploy/grafana/eva-heartbeat.json: the panels the operations page promises, laid out on the grid', async (t) => {
+  const dashboard = await readDashboard()
+  t.same(dashboard.templating.list.map(({ name, type, query }) => ({ name, type, query })), [{ name: 'datasource', type: 'datasource', query: 'prometheus' }], 'one Prometheus data source, chosen on import')
+  const titles = dashboard.panels.map((panel) => panel.title)
+  for (const title of ['Verdict', 'Seconds since the last poll, against the grace', 'Polls, dispatches and errors per minute',
+    'API requests per second by route and status', 'API latency p95 by route', 'Database up']) t.ok(titles.includes(title), title)
+  t.equal(new Set(dashboard.panels.map((panel) => panel.id)).size, dashboard.panels.length, 'panel ids are unique')
+  const cells = new Set<string>()
+  for (const panel of dashboard.panels) {
+    const { x, y, w, h } = panel.gridPos
+    t.ok(x >= 0 && w > 0 && x + w <= 24 && h > 0, `${panel.title} fits the 24 columns`)
+    for (let i = x; i < x + w; i++) for (let j = y; j < y + h; j++) cells.add(`${i},${j}`)
+    t.ok(panel.targets.length > 0, `${panel.title} has a query`)
+    t.same([panel.datasource.uid, ...panel.targets.map((target) => target.datasource.uid)].filter((uid) => uid !== '${datasource}'), [], `${panel.title} uses the chosen data source`)
+  }
+  t.equal(cells.size, dashboard.panels.reduce((sum, { gridPos: { w, h } }) => sum + w * h, 0), 'no two panels overlap')
+})
 
 t.test('a real Prometheus scrapes the app with the token file, probes liveness via blackbox_exporter, loads the rules',
   needs(prometheus, 'prometheus', 'prometheus'), async (t) => {
@@ -137,10 +136,10 @@ t.test('a real Prometheus scrapes the app with the token file, probes liveness v
     const after = await (await fetch(`${server.base}/api/v1/rules`)).json() as typeof rules
     t.same(after.data.groups.flatMap((group) => group.rules).filter((rule) => rule.health !== 'ok'), [], 'every rule evaluates without error')
 
-    // The README's dashboard queries: each one is valid PromQL and finds its series in a real scrape.
-    const readme = await readFile(path.join(ROOT, 'README.md'), 'utf8')
-    const block = /```promql\n([\s\S]*?)```/.exec(readme)?.[1]
-    t.ok(block, 'the README has a promql block')
+    // The operations page's dashboard queries: each one is valid PromQL and finds its series in a real scrape.
+    const operations = await readFile(path.join(ROOT, 'docs/operations.md'), 'utf8')
+    const block = /```promql\n([\s\S]*?)```/.exec(operations)?.[1]
+    t.ok(block, 'docs/operations.md has a promql block')
     const queries = (block ?? '').split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#'))
     t.ok(queries.length >= 10, `${queries.length} dashboard queries`)
     for (const expr of queries) {
@@ -150,6 +149,26 @@ t.test('a real Prometheus scrapes the app with the token file, probes liveness v
     }
     for (const expr of ['scheduler_heartbeat_state == 1', 'scheduler_info', 'scheduler_heartbeat_checked_timestamp_seconds - scheduler_last_poll_timestamp_seconds']) {
       t.ok((await query(expr)) !== undefined, `${expr} has a value`)
+    }
+
+    // deploy/grafana/eva-heartbeat.json: each panel's query is one of the documented ones, and Prometheus answers it as
+    // Grafana asks (a range query) with data. The counters move first, so that the rates are rates.
+    await writeRow(db.admin, { lastPollAgo: 1, nextPollIn: 300, poll_count: 9, dispatch_count: 5, error_count: 4 })
+    await expectValue('scheduler_polls_total{job="eva-heartbeat-api"}', '9')
+    const dashboard = await readDashboard()
+    for (const panel of dashboard.panels) {
+      for (const target of panel.targets) {
+        t.ok(queries.includes(target.expr), `${panel.title}: ${target.expr} is on docs/operations.md`)
+        let answer: RangeAnswer | undefined
+        await eventually(async () => {
+          const end = Date.now() / 1000
+          const res = await fetch(`${server.base}/api/v1/query_range?query=${encodeURIComponent(target.expr)}&start=${end - 120}&end=${end}&step=1`)
+          answer = await res.json() as RangeAnswer
+          return answer.status !== 'success' || answer.data.result.length > 0
+        }, 30_000, `${target.expr} returns data`).catch(() => {})
+        t.equal(answer?.status, 'success', `${panel.title}: ${target.expr} is valid ${answer?.error ?? ''}`)
+        t.ok((answer?.data.result.length ?? 0) > 0, `${panel.title}: ${target.expr} returns data`)
+      }
     }
 
     // The scheduler dies: the verdict turns stale, and Prometheus sees it on the next scrape.

@@ -1,0 +1,96 @@
+// Log lines a person can read: the server run under a real terminal (util-linux `script` gives it a pseudo-terminal)
+// prints readable lines and keeps its start banner; LOG_FORMAT forces JSON on a terminal and readable lines
+// elsewhere. Without a terminal and without LOG_FORMAT the lines are JSON, as every other process test reads them.
+import { spawn } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import t from 'tap'
+import { chooseLogFormat } from '../src/logging.js'
+import { TEST_SECRET, writeRow } from './helpers/app.js'
+import { startTestDatabase } from './helpers/database.js'
+import { embeddedDataDir, environment, ROOT, startServer, type Tap } from './helpers/server-process.js'
+import { findTool, needs } from './helpers/tools.js'
+import { delay, eventually } from './helpers/wait.js'
+
+// A readable line: the local time, the level, the message.
+const PRETTY_READY = /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: ready$/m
+const ANSI = /\x1b\[[0-9;]*m/g // eslint-disable-line no-control-regex
+
+const script = findTool('script')
+
+t.test('the format: LOG_FORMAT if set, else readable on a terminal and JSON elsewhere', async (t) => {
+  t.equal(chooseLogFormat(undefined, true), 'pretty')
+  t.equal(chooseLogFormat(undefined, false), 'json')
+  t.equal(chooseLogFormat('json', true), 'json')
+  t.equal(chooseLogFormat('pretty', false), 'pretty')
+})
+
+/** The server with a terminal for its standard output; its output as the terminal shows it, colours removed. */
+function onTerminal (t: Tap, env: Record<string, string>): { output: () => string, stop: () => Promise<number | null> } {
+  const child = spawn(script as string, ['-qefc', `exec ${process.execPath} --import tsx src/server.ts`, '/dev/null'], {
+    cwd: ROOT, env: environment(env), stdio: ['pipe', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
+  // SIGTERM to the server itself (script's child), as a service manager would send it.
+  const stop = async (): Promise<number | null> => {
+    if (child.exitCode === null && child.pid !== undefined) {
+      const children = await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').catch(() => '')
+      for (const pid of children.trim().split(/\s+/).filter((p) => p !== '')) process.kill(Number(pid), 'SIGTERM')
+    }
+    return await Promise.race([exited, delay(15_000).then(() => { child.kill('SIGKILL'); return null })])
+  }
+  t.teardown(stop)
+  return { output: () => output.replace(ANSI, '').replaceAll('\r\n', '\n'), stop }
+}
+
+const addressIn = (output: string): string => /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1] ?? ''
+
+t.test('on a terminal: readable lines, the start banner as before, and JSON when LOG_FORMAT=json', needs(script, 'script', 'bsdutils'), async (t) => {
+  t.test('the embedded default, LOG_FORMAT unset', async (t) => {
+    const dataDir = await embeddedDataDir(t, 'eva-logging-')
+    const server = onTerminal(t, { DATA_DIR: dataDir, PORT: '0', DEMO_INTERVAL_SECONDS: '1' })
+    await eventually(() => server.output().includes('API docs:'), 60_000, 'the banner')
+    const address = addressIn(server.output())
+    t.match(address, /^http:/, 'the listening line is readable')
+    t.equal((await fetch(`${address}/livez`)).status, 200)
+    t.equal(await server.stop(), 0, 'SIGTERM: exit 0')
+    const output = server.output()
+    t.match(output, PRETTY_READY, 'the ready line')
+    t.match(output, /^ {4}address: "http:\/\/127\.0\.0\.1:\d+"$/m, 'its fields, one a line')
+    t.match(output, /^\[[\d:.]+\] INFO: incoming request\n {4}reqId: "req-1"\n {4}req: \{\n {6}"method": "GET",\n {6}"url": "\/livez",$/m, 'a request')
+    t.match(output, /^\[[\d:.]+\] INFO: shutting down$/m, 'the shutdown')
+    t.notMatch(output, /^\{/m, 'no JSON line')
+    t.match(output, `\neva-heartbeat-api is listening on ${address} (ready in `, 'the banner')
+    t.match(output, `\n  try it:\n    curl -s ${address}/heartbeat/liveness\n    TOKEN=$(DATA_DIR=${dataDir} npm run -s token -- --role authenticated)\n`)
+    t.ok(output.indexOf('INFO: ready') < output.indexOf('eva-heartbeat-api is listening on'), 'the ready line, then the banner')
+  })
+
+  t.test('LOG_FORMAT=json: JSON lines on a terminal too', async (t) => {
+    const db = await startTestDatabase()
+    t.teardown(db.close)
+    await writeRow(db.admin)
+    const server = onTerminal(t, { DATABASE_URL: db.apiUrl, JWT_SECRET: TEST_SECRET, PORT: '0', LOG_FORMAT: 'json' })
+    await eventually(() => server.output().includes('"msg":"ready"'), 60_000, 'the ready line')
+    t.equal(await server.stop(), 0, 'SIGTERM: exit 0')
+    const lines = server.output().split('\n').filter((line) => line !== '')
+    t.ok(lines.length >= 3, `${lines.length} lines`)
+    for (const line of lines) t.doesNotThrow(() => JSON.parse(line), line.slice(0, 60))
+    t.notMatch(server.output(), PRETTY_READY)
+  })
+})
+
+t.test('without a terminal, LOG_FORMAT=pretty: readable lines, no colours', async (t) => {
+  const db = await startTestDatabase()
+  t.teardown(db.close)
+  await writeRow(db.admin)
+  const server = startServer(t, { DATABASE_URL: db.apiUrl, JWT_SECRET: TEST_SECRET, PORT: '0', LOG_FORMAT: 'pretty' })
+  await eventually(() => PRETTY_READY.test(server.stdout), 60_000, 'the ready line')
+  t.equal((await fetch(`${addressIn(server.stdout)}/heartbeat/liveness`)).status, 200)
+  await eventually(() => server.stdout.includes('request completed'), 10_000, 'the request logged')
+  t.same(await server.stop(), { code: 0, signal: null })
+  t.notMatch(server.stdout, ANSI, 'no colour codes')
+  t.notMatch(server.stdout, /^\{/m, 'no JSON line')
+  t.match(server.stdout, /^\[[\d:.]+\] INFO: request completed\n {4}reqId: "req-1"$/m)
+  t.match(server.stdout, /^ {4}responseTime: [\d.]+$/m)
+})
