@@ -2,7 +2,7 @@
 // the process starts, answers liveness 200, and keeps its data across a restart. Run as a user runs it, from a
 // checkout of its own (src, db, package.json; node_modules linked, except the PostgreSQL binaries, copied inside).
 import { lstatSync, readlinkSync } from 'node:fs'
-import { chmod, cp, mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises'
+import { chmod, cp, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
@@ -71,3 +71,14 @@ async function marker<T> (server: ServerProcess, run: (sql: postgres.Sql) => Pro
     await sql.end()
   }
 }
+
+t.test('a cluster already inside a mode-700 directory, as root: one line naming the directory and the fix, exit 1', { skip: process.getuid?.() !== 0 && 'only root runs the server as another user' }, async (t) => {
+  const closed = await mkdtemp(path.join(tmpdir(), 'eva-owner-only-'))
+  t.teardown(async () => { await rm(closed, { recursive: true, force: true }) })
+  await mkdir(path.join(closed, '.data', 'pg'), { recursive: true })
+  await writeFile(path.join(closed, '.data', 'pg', 'PG_VERSION'), '17\n')
+  const server = startServer(t, { DATA_DIR: path.join(closed, '.data'), PORT: '0' })
+  t.same(await server.exited, { code: 1, signal: null })
+  t.equal(server.stderr, `eva-heartbeat-api: cannot start the embedded PostgreSQL server in ${closed}/.data: the postgres OS user, which runs the server for root, cannot enter ${closed} (mode 700) to reach the cluster ${closed}/.data/pg, and it is not empty, so it is not moved; fix: clone (or set DATA_DIR) under a directory it can enter, such as /srv or /opt, or run as a user other than root, or set DATABASE_URL\n`)
+  t.notMatch(server.stderr, /EACCES/)
+})
