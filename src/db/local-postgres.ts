@@ -9,8 +9,6 @@ import { userInfo } from 'node:os'
 import path from 'node:path'
 import { reachableBinDir, reachableDataDir, serverUser, SUPERUSER } from './os-user.js'
 
-export { SUPERUSER }
-
 export interface LocalPostgresOptions {
   dataDir: string
   /** Directory holding initdb and postgres. */
