@@ -71,6 +71,7 @@ run_to_alive embedded
 # PostgreSQL 15 with the migration applied and a fresh heartbeat row, as the scheduler writes it.
 if [ ! -x "$pg_bin/postgres" ]; then say "skipped the DATABASE_URL run: $pg_bin is not installed (Debian package postgresql-15)"; exit 0; fi
 pg_port=$(free_port)
+cd "$work" # the postgres user may not enter the checkout (a clone in a mode-700 directory)
 id -u postgres >/dev/null 2>&1 || useradd --system --user-group --no-create-home postgres
 install -d -o postgres -g postgres -m 700 "$work/pg" "$work/pg-log"
 runuser -u postgres -- "$pg_bin/initdb" -D "$work/pg" --auth=trust --username=postgres --no-sync >/dev/null
