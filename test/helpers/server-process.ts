@@ -31,10 +31,13 @@ export class ServerProcess {
   readonly exited: Promise<Exit>
   private exit: Exit | undefined
 
-  /** `detached`: in a process group of its own, so that a signal can reach the group as a terminal's Ctrl-C does. */
-  constructor (env: Record<string, string>, options: { detached?: boolean } = {}) {
+  /**
+   * `detached`: in a process group of its own, so that a signal can reach the group as a terminal's Ctrl-C does.
+   * `cwd`: another checkout to run (default: this one).
+   */
+  constructor (env: Record<string, string>, options: { detached?: boolean, cwd?: string } = {}) {
     this.child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-      cwd: ROOT, env: environment(env), stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false
+      cwd: options.cwd ?? ROOT, env: environment(env), stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false
     })
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { this.stdout += chunk })
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { this.stderr += chunk })
@@ -88,7 +91,7 @@ export class ServerProcess {
 }
 
 /** A ServerProcess that the test's teardown ends. */
-export function startServer (t: Tap, env: Record<string, string>, options: { detached?: boolean } = {}): ServerProcess {
+export function startServer (t: Tap, env: Record<string, string>, options: { detached?: boolean, cwd?: string } = {}): ServerProcess {
   const server = new ServerProcess(env, options)
   t.teardown(async () => { await server.kill() })
   return server

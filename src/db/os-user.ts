@@ -1,0 +1,170 @@
+// PostgreSQL refuses to run as root, so a root process runs the server as the OS user `postgres`. That user must
+// reach the binaries and the data directory: a checkout under /root or in a `mktemp -d` directory (mode 700) is
+// out of its reach. What it cannot reach is staged under STAGE_ROOT, a root-owned directory it can enter: the
+// binaries as a copy (shared by every checkout with the same build), the cluster as a directory of its own that the
+// configured data directory links to, so the data lasts across restarts and `ls -l` says where it is.
+import { createHash } from 'node:crypto'
+import { execFileSync } from 'node:child_process'
+import { existsSync, lstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs'
+import { chmod, chown, cp, lstat, mkdir, mkdtemp, readFile, readdir, rename, rm, rmdir, symlink } from 'node:fs/promises'
+import path from 'node:path'
+
+export const SUPERUSER = 'postgres'
+export const STAGE_ROOT = '/var/lib/eva-heartbeat-api'
+
+export interface OsUser { uid: number, gid: number }
+
+/** The user the server runs as: undefined (ourselves) unless we are root; then `postgres`, created when missing. */
+export function serverUser (): OsUser | undefined {
+  if (process.getuid?.() !== 0) return undefined
+  const ids = (): OsUser => ({
+    uid: Number(execFileSync('id', ['-u', SUPERUSER]).toString().trim()),
+    gid: Number(execFileSync('id', ['-g', SUPERUSER]).toString().trim())
+  })
+  try {
+    return ids()
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', SUPERUSER])
+    return ids()
+  }
+}
+
+/** Whether `user` holds permission `bit` (1: search/execute, 4: read) on a file, by its mode bits. */
+export function permits (file: Pick<Stats, 'mode' | 'uid' | 'gid'>, user: OsUser, bit: number): boolean {
+  const shift = file.uid === user.uid ? 6 : file.gid === user.gid ? 3 : 0
+  return ((file.mode >> shift) & bit) === bit
+}
+
+/**
+ * The first directory on the way to `target` (its parents: the target itself is ours to chown) that `user` cannot
+ * enter, with its mode, or undefined when the way is open. Only the part of the path that exists is walked, after
+ * resolving symbolic links.
+ */
+export function blockingDirectory (target: string, user: OsUser): { dir: string, mode: string } | undefined {
+  let existing = path.dirname(path.resolve(target))
+  while (!existsSync(existing)) existing = path.dirname(existing)
+  const dirs = [realpathSync(existing)]
+  for (let dir = path.dirname(dirs[0] ?? '/'); dir !== dirs[dirs.length - 1]; dir = path.dirname(dir)) dirs.push(dir)
+  for (const dir of dirs.reverse()) {
+    const stats = statSync(dir)
+    if (!permits(stats, user, 1)) return { dir, mode: (stats.mode & 0o7777).toString(8) }
+  }
+  return undefined
+}
+
+/** One line that names the directory in the way and the ways out. */
+export class UnreachableError extends Error {
+  constructor (what: string, blocker: { dir: string, mode: string }, reason: string) {
+    super(`the ${SUPERUSER} OS user, which runs the server for root, cannot enter ${blocker.dir} (mode ${blocker.mode}) ` +
+      `to reach ${what}, ${reason}; fix: clone (or set DATA_DIR) under a directory it can enter, such as /srv or ` +
+      `/opt, or run as a user other than root, or set DATABASE_URL`)
+    this.name = 'UnreachableError'
+  }
+}
+
+/** The binary directory the server can run from: binDir itself, or a copy of its installation under `root`. */
+export async function reachableBinDir (binDir: string, user: OsUser, root = STAGE_ROOT): Promise<string> {
+  const blocker = blockingDirectory(path.join(binDir, 'postgres'), user)
+  if (blocker === undefined) return binDir
+  // The installation around bin/: the server finds lib/ and share/ relative to its own binary.
+  const source = path.dirname(realpathSync(binDir))
+  const postgres = path.join(source, path.basename(binDir), 'postgres')
+  try {
+    const version = execFileSync(postgres, ['--version']).toString().trim().split(' ').pop() ?? 'unknown'
+    const digest = createHash('sha256').update(await readFile(postgres)).digest('hex').slice(0, 12)
+    const staged = path.join(root, `postgres-${version}-${digest}`)
+    if (!existsSync(staged)) await copyInstallation(source, staged)
+    stillBlocked(staged, user)
+    return path.join(staged, path.basename(binDir))
+  } catch (error) {
+    throw new UnreachableError(`the PostgreSQL binaries in ${source}`, blocker, `and copying them to ${root} failed: ${messageOf(error)}`)
+  }
+}
+
+/**
+ * The cluster directory the server can use: dataDir itself, or a directory under `root` that dataDir becomes a
+ * symbolic link to (created empty, owned by `user`). A cluster already in dataDir that it cannot reach is an error.
+ */
+export async function reachableDataDir (dataDir: string, user: OsUser, root = STAGE_ROOT): Promise<string> {
+  const blocker = blockingDirectory(dataDir, user)
+  if (blocker === undefined) return existsSync(dataDir) ? realpathSync(dataDir) : dataDir
+  const link = lstatOrUndefined(dataDir)
+  if (link?.isSymbolicLink() === true) {
+    // Linked by an earlier start: the cluster is where the link points, if that can be reached.
+    const target = realpathSync(dataDir)
+    const behind = blockingDirectory(target, user)
+    if (behind !== undefined) throw new UnreachableError(`the cluster ${target}`, behind, `and ${dataDir} links to it`)
+    return target
+  }
+  if (link !== undefined) {
+    if (!link.isDirectory() || readdirSync(dataDir).length > 0) {
+      throw new UnreachableError(`the cluster ${dataDir}`, blocker, 'and it is not empty, so it is not moved')
+    }
+    await rmdir(dataDir) // left empty by a start that failed: replaced by the link
+  }
+  const staged = path.join(root, 'data', `${path.resolve(dataDir).slice(1).replace(/[^\w.-]+/g, '-').slice(-60)}-${hashOf(path.resolve(dataDir))}`)
+  try {
+    await mkdirOpen(path.dirname(staged))
+    await mkdir(staged, { recursive: true, mode: 0o700 })
+    await chown(staged, user.uid, user.gid)
+    await mkdir(path.dirname(dataDir), { recursive: true })
+    stillBlocked(staged, user)
+    await symlink(staged, dataDir)
+  } catch (error) {
+    throw new UnreachableError(`the cluster ${dataDir}`, blocker, `and staging it in ${root} failed: ${messageOf(error)}`)
+  }
+  return staged
+}
+
+/** The staging directory itself is out of reach (a parent made owner-only by hand, say). */
+function stillBlocked (staged: string, user: OsUser): void {
+  const blocker = blockingDirectory(path.join(staged, 'inside'), user)
+  if (blocker !== undefined) throw new Error(`${blocker.dir} is mode ${blocker.mode}`)
+}
+
+/** Copies into a temporary sibling then renames: a start running at the same time never sees half a copy. */
+async function copyInstallation (source: string, staged: string): Promise<void> {
+  await mkdirOpen(path.dirname(staged))
+  const temporary = await mkdtemp(`${staged}.tmp-`)
+  try {
+    // verbatimSymlinks: the libraries' relative links (libpq.so -> libpq.so.5) stay relative, inside the copy.
+    await cp(source, temporary, { recursive: true, verbatimSymlinks: true })
+    await openUp(temporary)
+    await rename(temporary, staged).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error
+    })
+  } finally {
+    await rm(temporary, { recursive: true, force: true })
+  }
+}
+
+/** Readable (and searchable, or runnable where the owner may run it) by everyone, whatever the umask was. */
+async function openUp (dir: string): Promise<void> {
+  await chmod(dir, 0o755)
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const file = path.join(dir, entry.name)
+    if (entry.isDirectory()) await openUp(file)
+    else if (entry.isFile()) await chmod(file, ((await lstat(file)).mode & 0o100) !== 0 ? 0o755 : 0o644)
+  }
+}
+
+/** A directory every user can enter, whatever the umask is. */
+async function mkdirOpen (dir: string): Promise<void> {
+  const parent = path.dirname(dir)
+  if (!existsSync(parent)) await mkdirOpen(parent)
+  if (!existsSync(dir)) {
+    await mkdir(dir).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'EEXIST') throw error })
+    await chmod(dir, 0o755)
+  }
+}
+
+function lstatOrUndefined (file: string): Stats | undefined {
+  try {
+    return lstatSync(file)
+  } catch {
+    return undefined
+  }
+}
+
+const hashOf = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 8)
+const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
