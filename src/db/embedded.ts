@@ -29,7 +29,7 @@ export async function startEmbeddedDatabase (options: EmbeddedOptions): Promise<
   const server = new LocalPostgres({ dataDir: options.dataDir, binDir: options.binDir ?? await embeddedBinDir(), onLog: options.onLog, settings: options.settings })
   await server.init()
   await server.start()
-  const admin = postgres(server.url, { max: 4, fetch_types: false, onnotice: () => {} })
+  const admin = postgres(server.url, { max: 4, onnotice: () => {} })
   try {
     if (options.migrate !== false) await migrate(admin)
   } catch (error) {
