@@ -33,6 +33,8 @@ export interface EventHubStats {
 export class EventHub {
   private readonly clients = new Set<Client>()
   private current: HeartbeatEvent | undefined
+  /** The current event as a frame: serialized once and written as it is to every client (10,000 of them, issue 12). */
+  private currentFrame = ''
   private pollTimer: NodeJS.Timeout | undefined
   private keepAliveTimer: NodeJS.Timeout | undefined
   /** Bumped on every start and stop, so a read that finishes after a stop (or a restart) is ignored. */
@@ -115,13 +117,14 @@ export class EventHub {
     }
     if (generation !== this.generation) return
     this.current = event
+    this.currentFrame = formatEvent(event)
     for (const client of this.clients) this.deliver(client, event)
   }
 
   private deliver (client: Client, event: HeartbeatEvent): void {
     if (client.lastId === event.id) return
     client.lastId = event.id
-    client.sink.write(formatEvent(event))
+    client.sink.write(event === this.current ? this.currentFrame : formatEvent(event))
   }
 
   private broadcast (frame: string): void {
