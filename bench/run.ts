@@ -6,9 +6,10 @@
 // See docs/performance.md.
 //
 //   npm run bench -- [--rounds 3] [--duration 10] [--connections 50] [--threads 1] [--tool wrk|autocannon] [--smoke]
-//                    [--skip-startup | --startup-only] [--skip-writes]
+//                    [--skip-startup | --startup-only] [--skip-writes] [--only TEXT]   (only targets named with TEXT)
 //                    [--app-env "LOG_LEVEL=warn,LOG_REQUESTS=true"]   (more environment for the app's process)
 //                    [--app-node-options="--max-semi-space-size=4"]   (NODE_OPTIONS for the app's process only)
+//                    [--app-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"]   (node's own arguments for the app's process)
 //                    [--compare DIR,DIR]   (other builds, DIR/dist/server.js, measured on the read targets too: bench/ablation.ts)
 //                    [--compare-json '[{"name":…,"dir":…,"env":{…}}]']   (the same, each with a name and its own environment)
 //   npm run bench -- --watchers 10000 [--duration 20] …   (see bench/watchers.ts)
@@ -39,12 +40,14 @@ const { values: args } = parseArgs({
     smoke: { type: 'boolean', default: false },
     'app-env': { type: 'string', default: '' },
     'app-node-options': { type: 'string', default: '' },
+    'app-node-args': { type: 'string', default: '' },
     'skip-startup': { type: 'boolean', default: false },
     'startup-only': { type: 'boolean', default: false },
     'skip-writes': { type: 'boolean', default: false },
     compare: { type: 'string', default: '' },
     'compare-json': { type: 'string', default: '' },
-    watchers: { type: 'string' }
+    watchers: { type: 'string' },
+    only: { type: 'string', default: '' }
   },
   strict: false
 })
@@ -139,7 +142,8 @@ async function main (): Promise<number> {
 
     const startApp = async (serverJs: string, env: Record<string, string>): Promise<{ url: string, child: Child }> => {
       const port = await freePort()
-      const child = await startChild([serverJs], {
+      const nodeArgs = text('app-node-args', '').split(' ').filter((a) => a !== '')
+      const child = await startChild([...nodeArgs, serverJs], {
         PORT: String(port),
         DATABASE_URL: db.apiUrl,
         JWT_SECRET: keys.secret,
@@ -194,6 +198,9 @@ async function main (): Promise<number> {
       targets.push({ name: `PATCH /heartbeat, ${PATCH_CONNECTIONS} connections`, server: 'app', path: '/heartbeat', method: 'PATCH', headers: service, body: '{"circuit_breaker_state":"CLOSED"}', connections: PATCH_CONNECTIONS, expect: 200, database: true, phase: 'other' })
     }
 
+    // --only: the ceiling and the targets whose name contains the text (e.g. a CPU profile of one route).
+    const only = text('only', '')
+    if (only !== '') targets.splice(0, targets.length, ...targets.filter((t) => t.server === 'ceiling' || t.name.includes(only)))
     const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${format.mb(totalmem())} MB RAM, Node ${process.version}, ${process.platform}`
     log(`machine: ${machine}; load generator: ${tool}${tool === 'wrk' ? ` (${THREADS} thread)` : ''}`)
     const measure = async (target: Target, seconds: number): Promise<Measurement> => await measureOne(tool, THREADS, target, servers, db.admin, seconds)
