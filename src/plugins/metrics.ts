@@ -104,10 +104,13 @@ function setOrRemove (metric: Scalar, value: number | null): void {
 export default fp(async (app) => {
   const metrics = new ApiMetrics()
   app.decorate('metrics', metrics)
-  app.addHook('onResponse', async (request, reply) => {
+  // A callback, not an async function: no promise per request.
+  app.addHook('onResponse', (request, reply, done) => {
     // A stream's onResponse runs only when the server ends it (a client that leaves never gets one), so streams are
     // counted by their route when they open; refusals before the stream opened (401, 403, 400) are counted here.
-    if (request.routeOptions.config.stream === true && reply.statusCode === 200) return
-    metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000)
+    if (request.routeOptions.config.stream !== true || reply.statusCode !== 200) {
+      metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000)
+    }
+    done()
   })
 }, { name: 'metrics' })
