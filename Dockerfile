@@ -47,6 +47,8 @@ COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY db ./db
+# The status page's script, stylesheet and icon (read at start from ../../public/status relative to dist/status/).
+COPY public ./public
 # The only place the process may write: the embedded server's data directory (DATA_DIR, default .data), used
 # only when DATABASE_URL is unset.
 RUN mkdir -p /app/.data && chown node:node /app/.data

@@ -17,6 +17,7 @@ import healthRoutes, { ReadinessSchema } from './routes/health.js'
 import eventsRoutes from './routes/events.js'
 import heartbeatRoutes from './routes/heartbeat.js'
 import metricsRoutes from './routes/metrics.js'
+import statusRoutes, { ShieldsEndpointSchema } from './routes/status.js'
 import { SHARED_SCHEMAS } from './schemas.js'
 import { validatorsWithExactBodies } from './validation.js'
 
@@ -62,7 +63,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
     schemaController: { compilersFactory: { buildValidator: validatorsWithExactBodies() } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  for (const schema of [...SHARED_SCHEMAS, ReadinessSchema]) app.addSchema(schema)
+  for (const schema of [...SHARED_SCHEMAS, ReadinessSchema, ShieldsEndpointSchema]) app.addSchema(schema)
 
   await app.register(errorsPlugin)
   await app.register(securityHeadersPlugin, { corsOrigins: config.corsOrigins })
@@ -78,5 +79,6 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   await app.register(healthRoutes, { deadlineMs: config.db.statementTimeoutMs + 500 })
   await app.register(metricsRoutes, { grace: config.grace, metricsPublic: config.metricsPublic })
   await app.register(eventsRoutes, { retryMs: EVENTS_RETRY_MS })
+  await app.register(statusRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })
   return app
 }

@@ -54,6 +54,9 @@ export const HeartbeatResponseSchema = Type.Object({
 
 export const SHARED_SCHEMAS = [ProblemSchema, LivenessSchema, HeartbeatRowSchema, HeartbeatResponseSchema]
 
+/** `security` of a public operation: said explicitly, so that no client assumes the document's default. */
+export const PUBLIC: Array<Record<string, string[]>> = []
+
 const header = (description: string) => ({ type: 'string', description })
 
 /** Response headers, for the OpenAPI document. */

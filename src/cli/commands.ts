@@ -5,6 +5,9 @@ import type { BreakerState } from '../domain/heartbeat.js'
 import { breakerBody, pauseBody, RESUME_BODY, type HeartbeatPatch } from '../domain/patch.js'
 import { ApiClient, CliError, describeFailure, EXIT_FAILED, EXIT_OK, EXIT_USAGE, usage, type ApiAnswer } from './client.js'
 import { checkResult, formatChange, formatStatus, isHeartbeatAnswer, isLiveness, unknownResult, type CheckResult } from './format.js'
+import { changeAndWait, DEFAULT_WAIT_SECONDS, MAX_WAIT_SECONDS } from './wait.js'
+import { WAIT_EXIT_CODES, type WaitGoal } from './wait-decision.js'
+import { waitReport, waitSummary } from './wait-report.js'
 
 export const DEFAULT_URL = 'http://127.0.0.1:3000'
 
@@ -13,8 +16,9 @@ export const USAGE = `usage: eva-heartbeat <command> [options]
 commands:
   status                         the verdict and the row (needs a token)
   check                          one line for monitoring; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN
-  pause --reason TEXT            ask the scheduler to pause: status stopping with the reason (service_role)
-  resume                         status running, reason cleared (service_role)
+  pause --reason TEXT [--wait [SECONDS]]
+                                 ask the scheduler to pause: status stopping with the reason (service_role)
+  resume [--wait [SECONDS]]      status running, reason cleared (service_role)
   breaker open|close|half-open   set circuit_breaker_state (service_role)
   token --role ROLE [--ttl SECONDS] [--sub SUBJECT]
                                  a token signed with JWT_SECRET, or the embedded default's development secret
@@ -24,12 +28,15 @@ options:
   --token JWT        bearer token (default $EVA_HEARTBEAT_TOKEN)
   --if-match ETAG    pause/resume/breaker: change only while the heartbeat is as last read (412 otherwise)
   --grace SECONDS    status/check: the grace for this verdict instead of the server's rule
-  --json             print the API's JSON answer instead of text
+  --json             print the API's JSON answer instead of text (with --wait: one object about the wait)
   --timeout SECONDS  give up waiting for the API after this long (default 10)
+  --wait [SECONDS]   pause/resume: then watch the row until the scheduler's own write shows it took the change
+                     (default ${DEFAULT_WAIT_SECONDS} s); exit 0 it did, 1 it (or another operator) undid it,
+                     2 no such write in time, 3 the API or its database could not be reached
   -h, --help         this text
 
-Other commands exit 0 on success, 1 when the API refused or could not be reached, 2 on a usage error;
-errors are one line on stderr.`
+Other commands exit 0 on success, 1 when the API refused or could not be reached, 2 on a usage error
+(pause/resume --wait: as above); errors are one line on stderr.`
 
 export interface CliIo {
   stdout: (text: string) => void
@@ -49,6 +56,7 @@ const OPTIONS = {
   role: { type: 'string' },
   ttl: { type: 'string' },
   sub: { type: 'string' },
+  wait: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false }
 } as const
 
@@ -58,8 +66,8 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPositi
 const ACCEPTS: Record<string, ReadonlyArray<keyof typeof OPTIONS>> = {
   status: ['url', 'token', 'grace', 'json', 'timeout'],
   check: ['url', 'token', 'grace', 'json', 'timeout'],
-  pause: ['url', 'token', 'if-match', 'json', 'timeout', 'reason'],
-  resume: ['url', 'token', 'if-match', 'json', 'timeout'],
+  pause: ['url', 'token', 'if-match', 'json', 'timeout', 'reason', 'wait'],
+  resume: ['url', 'token', 'if-match', 'json', 'timeout', 'wait'],
   breaker: ['url', 'token', 'if-match', 'json', 'timeout'],
   token: ['role', 'ttl', 'sub', 'json']
 }
@@ -126,10 +134,26 @@ async function check (values: Values, env: Env, io: CliIo): Promise<number> {
   return result.code
 }
 
-async function change (command: string, what: string, body: HeartbeatPatch, values: Values, env: Env, io: CliIo): Promise<number> {
+async function change (command: string, what: string, body: HeartbeatPatch, values: Values, env: Env, io: CliIo, waitSeconds?: number): Promise<number> {
   const client = clientFor(values, env)
   requireToken(client, command, 'service_role')
   const headers = values['if-match'] === undefined ? undefined : { 'if-match': values['if-match'] }
+  if (waitSeconds !== undefined) {
+    const { decision, context } = await changeAndWait(client, {
+      goal: command as WaitGoal,
+      body,
+      headers,
+      waitSeconds,
+      onAccepted: (answer) => {
+        if (!values.json) io.stdout(formatChange(what, answer).replace(/\n$/, `; waiting up to ${waitSeconds} s for the scheduler\n`))
+      }
+    })
+    const code = WAIT_EXIT_CODES[decision.outcome]
+    if (values.json) io.stdout(json(waitReport(decision, context)))
+    else if (code === EXIT_OK) io.stdout(waitSummary(decision, context) + '\n')
+    else io.stderr(`eva-heartbeat: ${waitSummary(decision, context)}\n`)
+    return code
+  }
   const answer = await client.request('PATCH', 'heartbeat', { body, ...(headers !== undefined ? { headers } : {}) })
   if (answer.status !== 200 || !isHeartbeatAnswer(answer.json)) throw new CliError(describeFailure(answer))
   io.stdout(values.json ? json(answer.json) : formatChange(what, answer.json))
@@ -157,14 +181,31 @@ async function token (values: Values, env: Env, io: CliIo): Promise<number> {
   return EXIT_OK
 }
 
-async function dispatch (argv: readonly string[], env: Env, io: CliIo): Promise<number> {
+/**
+ * `--wait` takes an optional number of seconds: `--wait`, `--wait 30` and `--wait=30`. parseArgs has no optional
+ * values, so it is a boolean here and the number, when one follows it, is taken back out of the positionals.
+ */
+function parse (argv: readonly string[]): { values: Values, positionals: string[], waitSeconds: number | undefined } {
+  const args = argv.flatMap((arg) => arg.startsWith('--wait=') ? ['--wait', arg.slice('--wait='.length)] : [arg])
   let parsed
   try {
-    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true, tokens: true })
   } catch (error) {
     throw usage(error instanceof Error ? error.message.split('\n')[0] ?? 'bad arguments' : 'bad arguments')
   }
-  const { values, positionals } = parsed
+  const { values, tokens } = parsed
+  const wait = tokens.find((token) => token.kind === 'option' && token.name === 'wait')
+  const following = wait === undefined ? undefined : tokens.find((token) => token.index === wait.index + 1)
+  const given = following?.kind === 'positional' && /^[\d.]/.test(following.value) ? following : undefined
+  const positionals = tokens.flatMap((token) => token.kind === 'positional' && token !== given ? [token.value] : [])
+  const waitSeconds = wait === undefined
+    ? undefined
+    : positiveSeconds('wait', given?.value, DEFAULT_WAIT_SECONDS, { max: MAX_WAIT_SECONDS })
+  return { values, positionals, waitSeconds }
+}
+
+async function dispatch (argv: readonly string[], env: Env, io: CliIo): Promise<number> {
+  const { values, positionals, waitSeconds } = parse(argv)
   const [command, ...rest] = positionals
   if (values.help || command === 'help') {
     io.stdout(USAGE + '\n')
@@ -185,9 +226,9 @@ async function dispatch (argv: readonly string[], env: Env, io: CliIo): Promise<
     case 'pause': {
       const reason = values.reason
       if (reason === undefined || reason.trim() === '') throw usage('pause needs --reason TEXT (1 to 500 characters): it is what the verdict and the row show')
-      return await change(command, 'paused', pauseBody(reason), values, env, io)
+      return await change(command, 'paused', pauseBody(reason), values, env, io, waitSeconds)
     }
-    case 'resume': return await change(command, 'resumed', RESUME_BODY, values, env, io)
+    case 'resume': return await change(command, 'resumed', RESUME_BODY, values, env, io, waitSeconds)
     case 'breaker': {
       const state = rest.length === 1 ? BREAKER_ARGS[(rest[0] ?? '').toLowerCase()] : undefined
       if (state === undefined) throw usage('breaker takes one of open, close, half-open')

@@ -1,5 +1,6 @@
 // A small stand-in for the EVA scheduler, for the embedded default: it writes the row as the real one does
-// (domain.md), and unlike today's real scheduler it honours an operator's pause.
+// (docs/scheduler.md), and unlike today's real scheduler it honours an operator's pause, unless told to behave as
+// that one does (`honoursPauses: false`: every poll upserts every column blindly, reading nothing back).
 import { randomBytes } from 'node:crypto'
 import type { Sql } from 'postgres'
 import { transaction } from '../db/transaction.js'
@@ -9,6 +10,8 @@ export interface DemoSchedulerOptions {
   onError?: (error: unknown) => void
   /** How many jobs a poll dispatches when it may; 0 to 2 at random unless given. */
   jobsPerPoll?: () => number
+  /** false: behave as today's real scheduler, which overwrites status, paused_reason and the breaker on every poll. */
+  honoursPauses?: boolean
 }
 
 interface ControlFields { status: string, paused_reason: string | null, circuit_breaker_state: string | null }
@@ -53,8 +56,10 @@ export class DemoScheduler {
   /** One poll: read the operator's control fields, decide, dispatch, write the row — all in one transaction. */
   async poll (options: { stopping?: boolean } = {}): Promise<void> {
     await transaction(this.sql, async (tx) => {
-      const [current] = await tx<ControlFields[]>`
-        select status, paused_reason, circuit_breaker_state from public.eva_scheduler_heartbeat where id = 1 for update`
+      const [current] = this.options.honoursPauses === false
+        ? []
+        : await tx<ControlFields[]>`
+          select status, paused_reason, circuit_breaker_state from public.eva_scheduler_heartbeat where id = 1 for update`
       // An operator's pause: stopping or stopped with a reason. `running` with a reason is the breaker's note, not a pause.
       const paused = current !== undefined && current.status !== 'running' &&
         current.paused_reason !== null && current.paused_reason.trim() !== ''

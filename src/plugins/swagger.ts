@@ -5,6 +5,14 @@ import fp from 'fastify-plugin'
 
 export const API_VERSION = '1.0.0'
 
+/**
+ * Fastify answers HEAD on every GET route with the GET's own schema, operationId included; operationIds must be
+ * unique, and @fastify/swagger's `getLiveness-head` makes a poor method name in a generated client: headLiveness.
+ */
+export function headOperationId (getOperationId: string): string {
+  return getOperationId.startsWith('get') ? `head${getOperationId.slice(3)}` : `${getOperationId}Head`
+}
+
 export default fp(async (app) => {
   await app.register(swagger, {
     exposeHeadRoutes: true,
@@ -19,13 +27,21 @@ export default fp(async (app) => {
       tags: [
         { name: 'heartbeat', description: 'The heartbeat row and its verdict' },
         { name: 'health', description: 'This API\'s own health' },
-        { name: 'operations', description: 'Prometheus metrics' }
+        { name: 'operations', description: 'Prometheus metrics' },
+        { name: 'status', description: 'The verdict for people: a status page and badges' }
       ],
+      // Relative: the API is described wherever it is served from (the document is served by the API itself).
+      servers: [{ url: '/', description: 'This API' }],
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A Supabase JWT; the role claim decides what it may do' }
         }
       }
+    },
+    transform: ({ schema, url, route }) => {
+      const operationId = (schema as { operationId?: unknown } | undefined)?.operationId
+      if (route.method !== 'HEAD' || typeof operationId !== 'string') return { schema, url }
+      return { schema: { ...schema, operationId: headOperationId(operationId.replace(/-head$/, '')) }, url }
     },
     refResolver: {
       // Component names are the schemas' $id, so the document's names stay stable.

@@ -78,6 +78,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
   app.patch('/heartbeat', {
     bodyLimit: PATCH_BODY_LIMIT_BYTES,
     schema: {
+      operationId: 'patchHeartbeat',
       summary: 'Pause, resume, trip or reset the breaker',
       description: 'Role `service_role`. Writes only `status`, `paused_reason` and `circuit_breaker_state`, with `updated_at = now()`, ' +
         'in one transaction; answers like GET /heartbeat with the new ETag. `If-Match` (an ETag from GET /heartbeat) makes the change ' +

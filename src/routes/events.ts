@@ -22,6 +22,7 @@ const STREAM_DESCRIPTION = [
 const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app, { retryMs }) => {
   app.get('/heartbeat/events', {
     schema: {
+      operationId: 'getHeartbeatEvents',
       summary: 'A live stream of the heartbeat: one event per change of the row or the verdict',
       description: 'Roles `authenticated` and `service_role`. However many clients are connected, the service reads the row once ' +
         'per EVENTS_INTERVAL_MS for all of them, and only while at least one is connected. The verdict uses the configured grace.',

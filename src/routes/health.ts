@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { checkSchema } from '../db/catalog.js'
 import { isDatabaseUnavailable, withDeadline } from '../db/errors.js'
+import { PUBLIC } from '../schemas.js'
 
 const HEALTH_JSON = 'application/health+json'
 
@@ -18,8 +19,10 @@ export const ReadinessSchema = Type.Object({
 const healthRoutes: FastifyPluginAsyncTypebox<{ deadlineMs: number }> = async (app, { deadlineMs }) => {
   app.get('/livez', {
     schema: {
+      operationId: 'getLivez',
       summary: 'The API process is up (no database call)',
       tags: ['health'],
+      security: PUBLIC,
       response: { 200: { description: 'Up', content: { [HEALTH_JSON]: { schema: Type.Object({ status: Type.Literal('pass') }) } } } }
     }
   }, async (_request, reply) => {
@@ -29,8 +32,10 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ deadlineMs: number }> = async (a
 
   app.get('/readyz', {
     schema: {
+      operationId: 'getReadyz',
       summary: 'Database reachable, table shape as expected, policies as mirrored',
       tags: ['health'],
+      security: PUBLIC,
       response: {
         200: { description: 'Ready', content: { [HEALTH_JSON]: { schema: Type.Ref(ReadinessSchema) } } },
         503: { description: 'Not ready: the failing check says why', content: { [HEALTH_JSON]: { schema: Type.Ref(ReadinessSchema) } } }

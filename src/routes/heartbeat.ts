@@ -6,7 +6,7 @@ import { deriveLiveness, livenessHttpStatus, type GraceSettings, type Liveness }
 import { entityTag, heartbeatJson, noneMatch, type HeartbeatJson } from '../domain/representation.js'
 import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../errors.js'
 import { SERVICE_READER } from '../plugins/auth.js'
-import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, ProblemSchema } from '../schemas.js'
+import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, ProblemSchema, PUBLIC } from '../schemas.js'
 
 export interface HeartbeatRoutesOptions {
   grace: { graceSeconds: number, graceFactor: number }
@@ -63,6 +63,7 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
 
   app.get('/heartbeat', {
     schema: {
+      operationId: 'getHeartbeat',
       summary: 'The heartbeat row and its derived liveness',
       description: 'Roles `authenticated` and `service_role`. ETag changes when the row or the verdict changes; send it back in If-None-Match for a 304.',
       tags: ['heartbeat'],
@@ -93,11 +94,12 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
 
   app.get('/heartbeat/liveness', {
     schema: {
+      operationId: 'getLiveness',
       summary: 'The liveness verdict, for uptime monitors',
       description: '200 for pass and warn (503 for warn too with `strict=true`), 503 for fail, with Retry-After. ' +
         (options.livenessPublic ? 'Public (LIVENESS_PUBLIC=true).' : 'Roles `authenticated` and `service_role` (LIVENESS_PUBLIC=false).'),
       tags: ['heartbeat'],
-      ...(options.livenessPublic ? {} : { security: BEARER }),
+      security: options.livenessPublic ? PUBLIC : BEARER,
       querystring: GraceQuery,
       response: {
         200: { description: 'pass or warn', headers: { 'Cache-Control': HEADERS.noStore }, content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } } },

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { deriveLiveness, type GraceSettings } from '../domain/liveness.js'
 import { schedulerSample } from '../domain/metrics.js'
 import { SERVICE_READER } from '../plugins/auth.js'
-import { problem } from '../schemas.js'
+import { problem, PUBLIC } from '../schemas.js'
 
 export interface MetricsRoutesOptions {
   grace: GraceSettings
@@ -15,13 +15,14 @@ export const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8'
 const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = async (app, { grace, metricsPublic }) => {
   app.get('/metrics', {
     schema: {
+      operationId: 'getMetrics',
       summary: 'Prometheus metrics: the scheduler\'s heartbeat and this API\'s own',
       description: 'Prometheus text exposition format 0.0.4. Every scrape reads the row once and takes the same verdict as ' +
         '/heartbeat. With the database unreachable the answer is still 200, with `eva_heartbeat_api_database_up 0` and ' +
         'the verdict state `unknown`. ' +
         (metricsPublic ? 'Public (METRICS_PUBLIC=true).' : 'Roles `authenticated` and `service_role` (METRICS_PUBLIC=false).'),
       tags: ['operations'],
-      ...(metricsPublic ? {} : { security: [{ bearerAuth: [] }] }),
+      security: metricsPublic ? PUBLIC : [{ bearerAuth: [] }],
       response: {
         200: { description: 'The metrics', content: { [PROMETHEUS_TEXT]: { schema: Type.String() } } },
         ...(metricsPublic ? {} : { 401: problem('No token, or one that does not verify', 401), 403: problem('The token\'s role may not read the heartbeat', 403), 503: problem('The signing keys (JWKS_URL) could not be fetched to check the token', 503) })

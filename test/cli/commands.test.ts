@@ -63,7 +63,15 @@ t.test('usage errors: exit 2, one line on stderr, nothing sent', async (t) => {
     [['check', '--grace', ''], /--grace must be a number of seconds/],
     [['token'], /--role is required/],
     [['token', '--role', 'service_role', '--ttl', '0'], /--ttl must be a number of seconds above 0/],
-    [['token', '--role', 'service_role', '--ttl', '1.5'], /--ttl must be a whole number/]
+    [['token', '--role', 'service_role', '--ttl', '1.5'], /--ttl must be a whole number/],
+    [['pause', '--reason', 'x', '--wait', '0', ...token], /--wait must be a number of seconds above 0 to 86400 \(got "0"\)/],
+    [['pause', '--reason', 'x', '--wait=86401', ...token], /--wait must be a number of seconds above 0 to 86400/],
+    [['resume', '--wait', '1.2.3', ...token], /--wait must be a number of seconds/],
+    [['resume', '--wait', '-1', ...token], /Unknown option '-1'/],
+    [['resume', '--wait', 'soon', ...token], /resume takes no argument "soon"/],
+    [['resume', '--wait=', ...token], /resume takes no argument ""/],
+    [['breaker', 'open', '--wait', ...token], /breaker does not take --wait/],
+    [['check', '--wait'], /check does not take --wait/]
   ]
   for (const [args, message] of cases) {
     const result = await run(args)

@@ -1,5 +1,5 @@
 // The demo scheduler against a real PostgreSQL server: it writes the row as the real EVA scheduler does
-// (domain.md), and it honours an operator's pause and breaker, which the real one does not yet.
+// (docs/scheduler.md), and it honours an operator's pause and breaker, which the real one does not yet.
 import t from 'tap'
 import { DemoScheduler } from '../../src/demo/scheduler.js'
 import type { HeartbeatRow } from '../../src/domain/heartbeat.js'
@@ -116,6 +116,20 @@ t.test('an operator\'s pause is honoured: no dispatch, stopping while jobs drain
   await demo.poll()
   r = await row()
   t.same([r.status, r.paused_reason, r.dispatch_count, r.poll_count], ['running', null, 3, 6], 'resumed: dispatching again')
+})
+
+t.test('honoursPauses: false behaves as today\'s real scheduler: every poll overwrites pause and breaker, and dispatches', async (t) => {
+  const blind = new DemoScheduler(db.admin, { intervalSeconds: 60, jobsPerPoll: () => 1, honoursPauses: false })
+  await blind.poll()
+  await operatorWrites({ status: 'stopping', paused_reason: 'deploy', circuit_breaker_state: 'OPEN' })
+  await blind.poll()
+  const r = await row()
+  t.same({ status: r.status, paused_reason: r.paused_reason, circuit_breaker_state: r.circuit_breaker_state, dispatch_count: r.dispatch_count },
+    { status: 'running', paused_reason: null, circuit_breaker_state: 'CLOSED', dispatch_count: 2 }, 'pause and breaker gone; it dispatched')
+  t.equal(r.updated_at.getTime(), r.last_poll_at?.getTime(), 'updated_at and last_poll_at from one clock reading, as the real one')
+  await operatorWrites({ status: 'stopping', paused_reason: 'deploy' })
+  await blind.stop()
+  t.same([(await row()).status, (await row()).paused_reason], ['stopped', null], 'its graceful stop clears the reason too')
 })
 
 t.test('a pause written while idle stops at once', async (t) => {
