@@ -1,9 +1,10 @@
 // The composition root: buildApp(config) owns every Fastify option, so tests run exactly what production runs.
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
-import type { AppConfig } from './config.js'
-import { requestLogController } from './logging.js'
+import { JWKS_DEFAULTS, streamRecheckMs } from './auth/jwks.js'
+import type { AppConfig, TrustProxy } from './config.js'
 import { clientErrorHandler, HTTP_LIMITS, type HttpLimits } from './http-limits.js'
+import { requestLogController } from './logging.js'
 import authLimitPlugin from './plugins/auth-limit.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
@@ -32,15 +33,24 @@ export interface BuildAppOptions {
   limits?: Partial<HttpLimits>
 }
 
+/** Fastify's types leave out the hop count its runtime accepts: a count is the same rule as a function of the hop. */
+function trustProxyOption (trust: TrustProxy): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trust === 'number') return (_address, hop) => hop < trust
+  return typeof trust === 'boolean' ? trust : [...trust]
+}
+
 export async function buildApp (config: AppConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const limits = { ...HTTP_LIMITS, ...options.limits }
   const app = Fastify({
     logger: {
       level: config.logLevel,
-      redact: { paths: ['req.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
+      redact: { paths: ['req.headers.authorization', 'req.headers.apikey', 'req.headers.cookie'], censor: '[redacted]' },
       ...(options.logStream !== undefined ? { stream: options.logStream } : {})
     },
     logController: requestLogController(config.logRequests),
+    // request.ip (the failed-authentication limit's key, the audit line's ip) is the forwarded client address only
+    // through the proxies TRUST_PROXY names.
+    trustProxy: trustProxyOption(config.trustProxy),
     bodyLimit: BODY_LIMIT_BYTES,
     requestTimeout: limits.requestTimeoutMs,
     connectionTimeout: limits.connectionTimeoutMs,
@@ -70,9 +80,13 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   await app.register(metricsPlugin)
   await app.register(dbPlugin, { url: config.databaseUrl, settings: config.db })
   await app.register(authLimitPlugin, { limit: config.authFailureLimitPerMinute, windowMs: limits.authFailureWindowMs })
-  await app.register(authPlugin, { jwt: config.jwt })
+  await app.register(authPlugin, { jwt: config.jwt, apiKeys: config.serviceApiKeys })
   await app.register(swaggerPlugin)
-  await app.register(eventsPlugin, { grace: config.grace, ...config.events })
+  await app.register(eventsPlugin, {
+    grace: config.grace,
+    ...config.events,
+    recheckMs: streamRecheckMs(config.jwt.jwksCacheMaxAgeMs ?? JWKS_DEFAULTS.cacheMaxAgeMs)
+  })
 
   await app.register(heartbeatRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })
   await app.register(adminRoutes, { grace: config.grace })

@@ -1,7 +1,9 @@
 // The environment, read once through one TypeBox schema into a frozen Config. A bad value stops the start with one
 // line that names the variable and says what it expects.
+import { isIP } from 'node:net'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
+import { parseServiceApiKeys, type ConfiguredApiKey } from './auth/api-keys.js'
 import type { JwtSettings } from './auth/jwt.js'
 
 const Bool = (fallback: boolean, what: string): TSchema =>
@@ -26,6 +28,7 @@ export const EnvSchema = Type.Object({
   PORT: Int(3000, 0, 65535, 'the port to listen on'),
   JWT_SECRET: Text('at least 32 characters: the HS256 secret (Supabase legacy JWT secret)', { minLength: 32 }),
   JWKS_URL: Text('an http(s) URL of a JSON Web Key Set (Supabase signing keys)', { pattern: '^https?://' }),
+  SERVICE_API_KEYS: Text('a comma-separated list of secret API keys (sb_secret_…), each optionally named (name:sb_secret_…), that act as service_role'),
   JWT_AUDIENCE: Text('the required aud claim'),
   JWT_ISSUER: Text('the required iss claim'),
   JWT_CLOCK_TOLERANCE_SECONDS: Int(30, 0, 300, 'the clock skew allowed on exp, nbf and iat'),
@@ -46,6 +49,7 @@ export const EnvSchema = Type.Object({
   DEMO_SCHEDULER: Bool(true, 'run the demo scheduler (embedded mode only)'),
   DEMO_INTERVAL_SECONDS: Num(5, 0.05, 3600, 'the demo scheduler\'s base poll interval'),
   AUTH_FAILURE_LIMIT_PER_MINUTE: Int(20, 0, 100000, 'failed authentications (401) one client address may have in a minute before its authenticated requests get 429; 0: no limit'),
+  TRUST_PROXY: Text('true, false, a hop count, or a comma-separated list of proxy addresses and CIDRs (or loopback, linklocal, uniquelocal) whose X-Forwarded-For is believed; unset: none'),
   CORS_ORIGINS: Text('a comma-separated list of origins such as https://ops.example.com (scheme, host and port only) that browsers may call the API from; unset: no CORS',
     { pattern: `^${ORIGIN}(\\s*,\\s*${ORIGIN})*$` })
 })
@@ -73,6 +77,32 @@ export interface Config {
   authFailureLimitPerMinute: number
   /** Empty: no CORS headers at all. */
   corsOrigins: readonly string[]
+  /** Secret API keys (SERVICE_API_KEYS), hashed: never the keys themselves. */
+  serviceApiKeys: readonly ConfiguredApiKey[]
+  /** Fastify's trustProxy: which peers' X-Forwarded-For gives the client address (request.ip). */
+  trustProxy: TrustProxy
+}
+
+/** As Fastify takes it: every peer (true), none (false), so many hops, or these addresses and CIDRs. */
+export type TrustProxy = boolean | number | readonly string[]
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal'])
+
+function isProxyAddress (entry: string): boolean {
+  if (PROXY_NAMES.has(entry)) return true
+  const [address = '', prefix, ...rest] = entry.split('/')
+  const family = isIP(address)
+  if (family === 0 || rest.length > 0) return false
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))
+}
+
+/** TRUST_PROXY's text as Fastify's trustProxy; undefined when it is none of the forms. */
+export function parseTrustProxy (text: string | undefined): TrustProxy | undefined {
+  if (text === undefined) return false
+  if (/^(true|false)$/i.test(text)) return /^true$/i.test(text)
+  if (/^\d+$/.test(text)) return Number(text) <= 100 ? Number(text) : undefined
+  const entries = text.split(',').map((entry) => entry.trim())
+  return entries.every(isProxyAddress) ? entries : undefined
 }
 
 /** What buildApp needs: a database to talk to and at least one way to verify tokens. */
@@ -99,7 +129,7 @@ function convert (key: EnvKey, text: string): unknown {
 
 /** A value as the error message may show it: never a secret, never a URL's user and password. */
 function shown (key: string, text: string): string {
-  if (key.includes('SECRET')) return '…'
+  if (key.includes('SECRET') || key.includes('KEYS')) return '…'
   return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1…@')
 }
 
@@ -152,10 +182,23 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
     demo: { enabled: bool('DEMO_SCHEDULER'), intervalSeconds: num('DEMO_INTERVAL_SECONDS') },
     authFailureLimitPerMinute: num('AUTH_FAILURE_LIMIT_PER_MINUTE'),
     // Browsers send the scheme and host in lower case; a list written otherwise must still match.
-    corsOrigins: str('CORS_ORIGINS')?.split(',').map((origin) => origin.trim().toLowerCase()) ?? []
+    corsOrigins: str('CORS_ORIGINS')?.split(',').map((origin) => origin.trim().toLowerCase()) ?? [],
+    trustProxy: false,
+    serviceApiKeys: []
   }
-  if (config.databaseUrl !== undefined && config.jwt.secret === undefined && config.jwt.jwksUrl === undefined) {
-    throw new ConfigError('JWT_SECRET or JWKS_URL must be set when DATABASE_URL is set: without a key no token can be verified')
+  const apiKeys = str('SERVICE_API_KEYS')
+  if (apiKeys !== undefined) {
+    const parsed = parseServiceApiKeys(apiKeys)
+    if (typeof parsed === 'string') throw new ConfigError(`SERVICE_API_KEYS must be ${String(EnvSchema.properties.SERVICE_API_KEYS.description)}: ${parsed}`)
+    config.serviceApiKeys = parsed
+  }
+  const trustProxy = parseTrustProxy(str('TRUST_PROXY'))
+  if (trustProxy === undefined) {
+    throw new ConfigError(`TRUST_PROXY must be ${String(EnvSchema.properties.TRUST_PROXY.description)} (got ${JSON.stringify(raw.TRUST_PROXY)})`)
+  }
+  config.trustProxy = trustProxy
+  if (config.databaseUrl !== undefined && config.jwt.secret === undefined && config.jwt.jwksUrl === undefined && config.serviceApiKeys.length === 0) {
+    throw new ConfigError('JWT_SECRET or JWKS_URL must be set when DATABASE_URL is set (or at least SERVICE_API_KEYS): without a key no caller can be authenticated')
   }
   return deepFreeze(config)
 }

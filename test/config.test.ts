@@ -40,7 +40,9 @@ t.test('defaults', async (t) => {
     demo: { enabled: true, intervalSeconds: 5 },
     events: { intervalMs: 1000, keepAliveMs: 15000 },
     authFailureLimitPerMinute: 20,
-    corsOrigins: []
+    corsOrigins: [],
+    trustProxy: false,
+    serviceApiKeys: []
   } satisfies Config)
 })
 
@@ -73,7 +75,8 @@ t.test('conversions from text', async (t) => {
     DEMO_SCHEDULER: 'False',
     DEMO_INTERVAL_SECONDS: '0.5',
     AUTH_FAILURE_LIMIT_PER_MINUTE: '0',
-    CORS_ORIGINS: 'https://ops.example.com, http://Grafana.Example.com:3000,http://[::1]:8080'
+    CORS_ORIGINS: 'https://ops.example.com, http://Grafana.Example.com:3000,http://[::1]:8080',
+    TRUST_PROXY: '10.0.0.0/8, 127.0.0.1,::1,loopback'
   })
   t.same(config, {
     databaseUrl: DATABASE_URL,
@@ -98,7 +101,9 @@ t.test('conversions from text', async (t) => {
     demo: { enabled: false, intervalSeconds: 0.5 },
     events: { intervalMs: 1000, keepAliveMs: 15000 },
     authFailureLimitPerMinute: 0,
-    corsOrigins: ['https://ops.example.com', 'http://grafana.example.com:3000', 'http://[::1]:8080']
+    corsOrigins: ['https://ops.example.com', 'http://grafana.example.com:3000', 'http://[::1]:8080'],
+    trustProxy: ['10.0.0.0/8', '127.0.0.1', '::1', 'loopback'],
+    serviceApiKeys: []
   } satisfies Config)
   t.equal(typeof config.port, 'number')
   t.equal(typeof config.livenessPublic, 'boolean')
@@ -139,7 +144,13 @@ t.test('each bad value: one line that names the variable and what it expects', a
     ['CORS_ORIGINS', 'ops.example.com', /comma-separated list of origins/],
     ['CORS_ORIGINS', 'https://a.example.com,,https://b.example.com', /comma-separated list of origins/],
     ['CORS_ORIGINS', 'https://*.example.com', /comma-separated list of origins/],
-    ['CORS_ORIGINS', 'null', /comma-separated list of origins/]
+    ['CORS_ORIGINS', 'null', /comma-separated list of origins/],
+    ['TRUST_PROXY', 'yes', /a hop count, or a comma-separated list of proxy addresses and CIDRs/],
+    ['TRUST_PROXY', '10.0.0.0/33', /proxy addresses and CIDRs/],
+    ['TRUST_PROXY', '127.0.0.1,,::1', /proxy addresses and CIDRs/],
+    ['TRUST_PROXY', 'proxy.internal', /proxy addresses and CIDRs/],
+    ['TRUST_PROXY', '1.5', /proxy addresses and CIDRs/],
+    ['TRUST_PROXY', '101', /proxy addresses and CIDRs/]
   ]
   for (const [name, value, expects] of cases) {
     const error = configError({ [name]: value })
@@ -148,6 +159,41 @@ t.test('each bad value: one line that names the variable and what it expects', a
     t.match(error.message, expects, `${name}=${value} says what it expects`)
     t.match(error.message, `(got "${value}")`, `${name}=${value} shows what it got`)
     t.notMatch(error.message, /[\r\n]/, `${name}=${value}: one line`)
+  }
+})
+
+t.test('TRUST_PROXY takes Fastify\'s trustProxy meanings', async (t) => {
+  t.equal(loadConfig({}).trustProxy, false, 'unset: no proxy is trusted, request.ip is the TCP peer')
+  t.equal(loadConfig({ TRUST_PROXY: 'TRUE' }).trustProxy, true)
+  t.equal(loadConfig({ TRUST_PROXY: 'false' }).trustProxy, false)
+  t.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2, 'a hop count')
+  t.same(loadConfig({ TRUST_PROXY: ' 192.168.0.0/16 , fd00::/8,10.1.2.3 ' }).trustProxy, ['192.168.0.0/16', 'fd00::/8', '10.1.2.3'])
+})
+
+t.test('SERVICE_API_KEYS: secret keys, optionally named, kept as digests; a bad entry is named, never shown', async (t) => {
+  const named = 'sb_secret_Ops0123456789abcdefXYZ'
+  const unnamed = 'sb_secret_Other-0123456789_abcdef'
+  const keys = loadConfig({ SERVICE_API_KEYS: ` ops:${named} , ${unnamed}` }).serviceApiKeys
+  t.equal(keys.length, 2)
+  t.equal(keys[0]?.id, 'ops')
+  t.match(keys[0]?.fingerprint, /^sha256:[0-9a-f]{12}$/)
+  t.equal(keys[1]?.id, keys[1]?.fingerprint, 'an unnamed key is named by its fingerprint')
+  t.notMatch(JSON.stringify(keys), /sb_secret_/, 'the config holds no key, only digests')
+  t.equal(loadConfig({ DATABASE_URL, SERVICE_API_KEYS: named }).serviceApiKeys.length, 1, 'keys alone are a way to authenticate')
+  const cases: Array<[string, RegExp]> = [
+    ['sb_publishable_0123456789abcdefXYZ', /entry 1 is a publishable key/],
+    ['sb_secret_short', /entry 1 is not a secret key/],
+    [`${named},${named}`, /entry 2 repeats a key/],
+    [`a:${named},a:${unnamed}`, /entry 2 repeats the name a/],
+    [`bad name:${named}`, /entry 1: a name is/],
+    [`${named},`, /entry 2 is not a secret key/],
+    ['eyJhbGciOiJIUzI1NiJ9.e30.sig', /entry 1 is not a secret key/]
+  ]
+  for (const [value, expects] of cases) {
+    const error = configError({ SERVICE_API_KEYS: value })
+    t.ok(error.message.startsWith('SERVICE_API_KEYS must be '), error.message)
+    t.match(error.message, expects)
+    t.notMatch(error.message, /sb_secret_[A-Za-z0-9]|sb_publishable_0/, 'no key in the message')
   }
 })
 

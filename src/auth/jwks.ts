@@ -16,6 +16,12 @@ export interface JwksTimings {
 
 export const JWKS_DEFAULTS: Readonly<JwksTimings> = Object.freeze({ timeoutMs: 2000, cacheMaxAgeMs: 10 * 60_000, cooldownMs: 30_000 })
 
+/**
+ * How often an open event stream's JWKS token is checked again: a cache hit while jose's copy of the set is fresh, a
+ * fetch once it is stale. A key removed from the set ends its streams at most cacheMaxAge + this after its removal.
+ */
+export const streamRecheckMs = (cacheMaxAgeMs: number): number => Math.min(cacheMaxAgeMs, 30_000)
+
 /** The signing keys could not be fetched or used: the key set's fault (or the network's), never the token's. */
 export class JwksUnavailableError extends Error {
   override name = 'JwksUnavailableError'

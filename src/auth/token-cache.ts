@@ -40,16 +40,22 @@ export class TokenCache {
     return this.entries.size
   }
 
+  /** The token as verified before, when it can be used without checking its signature again; else undefined. */
+  peek (token: string): VerifiedToken | undefined {
+    const entry = this.entries.get(token)
+    if (entry === undefined) return undefined
+    // jose's own rule: expired when exp <= now - tolerance, now in whole seconds.
+    const expired = entry.exp <= Math.floor(Date.now() / 1000) - this.tolerance
+    const keysStale = entry.fromKeySet && this.verifier.keySet?.fresh !== true
+    if (!expired && !keysStale) return entry.verified
+    this.entries.delete(token)
+    return undefined
+  }
+
   /** As TokenVerifier.verify; refusals are thrown as they are and never remembered. */
   async verify (token: string): Promise<VerifiedToken> {
-    const entry = this.entries.get(token)
-    if (entry !== undefined) {
-      // jose's own rule: expired when exp <= now - tolerance, now in whole seconds.
-      const expired = entry.exp <= Math.floor(Date.now() / 1000) - this.tolerance
-      const keysStale = entry.fromKeySet && this.verifier.keySet?.fresh !== true
-      if (!expired && !keysStale) return entry.verified
-      this.entries.delete(token)
-    }
+    const cached = this.peek(token)
+    if (cached !== undefined) return cached
     try {
       const verified = await this.verifier.verify(token)
       // A token verified while the key set changed under it is not remembered: its next use checks it again.

@@ -23,6 +23,8 @@ export interface ApiAnswer {
 export interface ClientOptions {
   url: string
   token: string | undefined
+  /** A secret API key (sb_secret_…), sent in the apikey header; never together with a token. */
+  apiKey?: string | undefined
   timeoutMs: number
 }
 
@@ -65,7 +67,7 @@ export class ApiClient {
   }
 
   get hasToken (): boolean {
-    return this.options.token !== undefined
+    return this.options.token !== undefined || this.options.apiKey !== undefined
   }
 
   /** One request. Network failures and timeouts throw a CliError; every HTTP answer is returned, whatever its status. */
@@ -74,6 +76,7 @@ export class ApiClient {
     for (const [key, value] of Object.entries(options.query ?? {})) url.searchParams.set(key, value)
     const headers: Record<string, string> = { accept: 'application/json, application/health+json, application/problem+json', ...options.headers }
     if (this.options.token !== undefined) headers.authorization = `Bearer ${this.options.token}`
+    if (this.options.apiKey !== undefined) headers.apikey = this.options.apiKey
     if (options.body !== undefined) headers['content-type'] = 'application/json'
     let response: Response
     try {

@@ -26,6 +26,7 @@ commands:
 options:
   --url URL          the API (default $EVA_HEARTBEAT_URL, else ${DEFAULT_URL})
   --token JWT        bearer token (default $EVA_HEARTBEAT_TOKEN)
+  --api-key KEY      a secret API key, sb_secret_… (default $EVA_HEARTBEAT_API_KEY), instead of a token
   --if-match ETAG    pause/resume/breaker: change only while the heartbeat is as last read (412 otherwise)
   --grace SECONDS    status/check: the grace for this verdict instead of the server's rule
   --json             print the API's JSON answer instead of text (with --wait: one object about the wait)
@@ -48,6 +49,7 @@ type Env = Record<string, string | undefined>
 const OPTIONS = {
   url: { type: 'string' },
   token: { type: 'string' },
+  'api-key': { type: 'string' },
   'if-match': { type: 'string' },
   grace: { type: 'string' },
   json: { type: 'boolean', default: false },
@@ -64,11 +66,11 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPositi
 
 /** Which options each command takes; anything else is a usage error rather than silently ignored. */
 const ACCEPTS: Record<string, ReadonlyArray<keyof typeof OPTIONS>> = {
-  status: ['url', 'token', 'grace', 'json', 'timeout'],
-  check: ['url', 'token', 'grace', 'json', 'timeout'],
-  pause: ['url', 'token', 'if-match', 'json', 'timeout', 'reason', 'wait'],
-  resume: ['url', 'token', 'if-match', 'json', 'timeout', 'wait'],
-  breaker: ['url', 'token', 'if-match', 'json', 'timeout'],
+  status: ['url', 'token', 'api-key', 'grace', 'json', 'timeout'],
+  check: ['url', 'token', 'api-key', 'grace', 'json', 'timeout'],
+  pause: ['url', 'token', 'api-key', 'if-match', 'json', 'timeout', 'reason', 'wait'],
+  resume: ['url', 'token', 'api-key', 'if-match', 'json', 'timeout', 'wait'],
+  breaker: ['url', 'token', 'api-key', 'if-match', 'json', 'timeout'],
   token: ['role', 'ttl', 'sub', 'json']
 }
 
@@ -83,18 +85,34 @@ function positiveSeconds (name: string, text: string | undefined, fallback: numb
   return value
 }
 
+const given = (text: string | undefined): string | undefined => text === undefined || text.trim() === '' ? undefined : text.trim()
+
+/** A token or a secret API key, never both (the API refuses the pair as ambiguous): an option beats the environment. */
+function credentialFor (values: Values, env: Env): { token?: string, apiKey?: string } {
+  const token = given(values.token)
+  const apiKey = given(values['api-key'])
+  if (token !== undefined && apiKey !== undefined) throw usage('give --token or --api-key, not both')
+  if (token !== undefined || apiKey !== undefined) return { token, apiKey }
+  const fromEnv = { token: given(env.EVA_HEARTBEAT_TOKEN), apiKey: given(env.EVA_HEARTBEAT_API_KEY) }
+  if (fromEnv.token !== undefined && fromEnv.apiKey !== undefined) {
+    throw usage('EVA_HEARTBEAT_TOKEN and EVA_HEARTBEAT_API_KEY are both set: unset one, or pass --token or --api-key')
+  }
+  return fromEnv
+}
+
 function clientFor (values: Values, env: Env): ApiClient {
-  const token = values.token ?? env.EVA_HEARTBEAT_TOKEN
+  const { token, apiKey } = credentialFor(values, env)
   return new ApiClient({
     url: values.url ?? env.EVA_HEARTBEAT_URL ?? DEFAULT_URL,
-    token: token === undefined || token.trim() === '' ? undefined : token.trim(),
+    token,
+    apiKey,
     timeoutMs: positiveSeconds('timeout', values.timeout, 10) * 1000
   })
 }
 
 function requireToken (client: ApiClient, command: string, role: string): void {
   if (!client.hasToken) {
-    throw usage(`${command} needs a ${role} token: --token or EVA_HEARTBEAT_TOKEN (eva-heartbeat token --role ${role} mints one for the embedded default)`)
+    throw usage(`${command} needs a ${role} token: --token or EVA_HEARTBEAT_TOKEN (eva-heartbeat token --role ${role} mints one for the embedded default), or a secret API key: --api-key or EVA_HEARTBEAT_API_KEY`)
   }
 }
 

@@ -33,3 +33,26 @@ export const formatRetry = (ms: number): string => `retry: ${Math.round(ms)}\n\n
 
 /** A comment line: ignored by clients, it keeps proxies and idle-socket timeouts from closing a quiet stream. */
 export const KEEP_ALIVE = ': keep-alive\n\n'
+
+/**
+ * The last event of a stream whose credential no longer holds: the client should reconnect with a fresh token.
+ * It carries no `id:`, so the client's Last-Event-ID stays the last heartbeat it has.
+ */
+export const REAUTHENTICATE_EVENT = 'reauthenticate'
+
+/** Why a stream was ended: `token_expired` (exp plus the clock tolerance has passed), `key_removed` (its JWKS key is gone). */
+export type StreamEndReason = 'token_expired' | 'key_removed'
+
+export interface StreamEnd {
+  reason: StreamEndReason
+  detail: string
+}
+
+export function formatStreamEnd (end: StreamEnd): string {
+  return `event: ${REAUTHENTICATE_EVENT}\ndata: ${JSON.stringify({ reason: end.reason, detail: end.detail })}\n\n`
+}
+
+export const TOKEN_EXPIRED_END: StreamEnd = Object.freeze({
+  reason: 'token_expired',
+  detail: 'The token has expired (exp, plus the clock tolerance); reconnect with a fresh token.'
+})

@@ -1,7 +1,7 @@
 // One poller for every event-stream client: while at least one client is connected it produces the current event
 // (one database read and one verdict) every `intervalMs`, and sends it to each client whose last event differs.
 // With no client connected it does nothing at all. Knows nothing of Fastify or SQL: `produce` is injected.
-import { formatEvent, KEEP_ALIVE, type HeartbeatEvent } from '../domain/events.js'
+import { formatEvent, formatStreamEnd, KEEP_ALIVE, TOKEN_EXPIRED_END, type HeartbeatEvent, type StreamEnd } from '../domain/events.js'
 
 /** Where a client's frames go: the route wraps the HTTP response in one of these. */
 export interface EventSink {
@@ -15,12 +15,31 @@ export interface EventHubOptions {
   /** Reads the row, takes the verdict and returns the event for it; called once per interval, never per client. */
   produce: () => Promise<HeartbeatEvent>
   onError: (error: unknown) => void
+  /** How often the credentials of streams that have a `recheck` are checked again (the JWKS bound), in ms; unset: never. */
+  recheckMs?: number
 }
+
+/**
+ * How long a client's credential holds. A stream is ended (after a `reauthenticate` event) at `expiresAt`, or when
+ * `recheck` says the credential no longer holds; neither: the stream lasts as long as the client stays.
+ */
+export interface StreamLease {
+  /** Milliseconds since the epoch: the token's exp plus the clock tolerance. */
+  expiresAt?: number
+  /** Resolves with why the credential no longer holds, or undefined while it does. */
+  recheck?: () => Promise<StreamEnd | undefined>
+}
+
+/** setTimeout's longest delay; a later expiry is reached in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 interface Client {
   sink: EventSink
   /** The id of the last event this client has (from Last-Event-ID until we send it one). */
   lastId: string | undefined
+  lease: StreamLease
+  expiryTimer?: NodeJS.Timeout
+  rechecking: boolean
 }
 
 export interface EventHubStats {
@@ -37,6 +56,7 @@ export class EventHub {
   private currentFrame = ''
   private pollTimer: NodeJS.Timeout | undefined
   private keepAliveTimer: NodeJS.Timeout | undefined
+  private recheckTimer: NodeJS.Timeout | undefined
   /** Bumped on every start and stop, so a read that finishes after a stop (or a restart) is ignored. */
   private generation = 0
   private polling = false
@@ -54,13 +74,14 @@ export class EventHub {
    * Adds a client. It gets the current event at once unless `lastEventId` is that event's id; a client that
    * arrives before the first read gets the first read's event. Returns the function that removes it.
    */
-  subscribe (sink: EventSink, lastEventId?: string): () => void {
+  subscribe (sink: EventSink, lastEventId?: string, lease: StreamLease = {}): () => void {
     if (this.closed) {
       sink.end()
       return () => {}
     }
-    const client: Client = { sink, lastId: lastEventId }
+    const client: Client = { sink, lastId: lastEventId, lease, rechecking: false }
     this.clients.add(client)
+    if (lease.expiresAt !== undefined) this.armExpiry(client, lease.expiresAt)
     if (this.current !== undefined) this.deliver(client, this.current)
     if (!this.polling) this.start()
     return () => { this.unsubscribe(client) }
@@ -69,13 +90,17 @@ export class EventHub {
   /** Ends every stream and stops polling; later subscribers are ended at once. Waits for a read in flight. */
   async close (): Promise<void> {
     this.closed = true
-    for (const client of this.clients) client.sink.end()
+    for (const client of this.clients) {
+      clearTimeout(client.expiryTimer)
+      client.sink.end()
+    }
     this.clients.clear()
     this.stop()
     await this.inFlight
   }
 
   private unsubscribe (client: Client): void {
+    clearTimeout(client.expiryTimer)
     if (!this.clients.delete(client)) return
     if (this.clients.size === 0) this.stop()
   }
@@ -84,6 +109,7 @@ export class EventHub {
     this.polling = true
     const generation = ++this.generation
     this.keepAliveTimer = setInterval(() => { this.broadcast(KEEP_ALIVE) }, this.options.keepAliveMs)
+    if (this.options.recheckMs !== undefined) this.recheckTimer = setInterval(() => { this.recheckAll() }, this.options.recheckMs)
     void this.poll(generation)
   }
 
@@ -93,8 +119,10 @@ export class EventHub {
     this.current = undefined
     clearTimeout(this.pollTimer)
     clearInterval(this.keepAliveTimer)
+    clearInterval(this.recheckTimer)
     this.pollTimer = undefined
     this.keepAliveTimer = undefined
+    this.recheckTimer = undefined
   }
 
   /** One read, then the next one `intervalMs` after it finished: never two reads at once, never more than one per interval. */
@@ -129,5 +157,41 @@ export class EventHub {
 
   private broadcast (frame: string): void {
     for (const client of this.clients) client.sink.write(frame)
+  }
+
+  /** Ends one client's stream because its credential no longer holds: the reason first, then the end. */
+  private endClient (client: Client, end: StreamEnd): void {
+    if (!this.clients.has(client)) return
+    client.sink.write(formatStreamEnd(end))
+    client.sink.end()
+    this.unsubscribe(client)
+  }
+
+  private armExpiry (client: Client, expiresAt: number): void {
+    const wait = expiresAt - Date.now()
+    if (wait <= 0) {
+      // Already past (it expired while the stream was being opened): ended once subscribe has returned.
+      client.expiryTimer = setTimeout(() => { this.endClient(client, TOKEN_EXPIRED_END) }, 0)
+      return
+    }
+    client.expiryTimer = setTimeout(() => {
+      if (Date.now() >= expiresAt) this.endClient(client, TOKEN_EXPIRED_END)
+      else this.armExpiry(client, expiresAt)
+    }, Math.min(wait, MAX_TIMER_MS))
+  }
+
+  private recheckAll (): void {
+    for (const client of this.clients) {
+      const { recheck } = client.lease
+      if (recheck === undefined || client.rechecking) continue
+      client.rechecking = true
+      recheck().then((end) => {
+        client.rechecking = false
+        if (end !== undefined) this.endClient(client, end)
+      }, (error: unknown) => {
+        client.rechecking = false
+        this.options.onError(error)
+      })
+    }
   }
 }

@@ -1,8 +1,10 @@
 // Failed authentication, counted per client address with @fastify/rate-limit (its in-memory store, its IPv6 /64
-// grouping). After AUTH_FAILURE_LIMIT_PER_MINUTE failures within the window, every route that authenticates answers
-// that address 429 until the window ends — a good token too: a guesser learns nothing from the answer, and no
-// cryptography is spent on a flood. Routes that do not authenticate (public liveness, /livez, /readyz, /docs) never
-// look at the count, so a monitor polling them is never limited.
+// grouping). The address is request.ip: the TCP peer, or behind proxies named in TRUST_PROXY the client address they
+// forward. After AUTH_FAILURE_LIMIT_PER_MINUTE failures within the window, every route that authenticates answers
+// that address 429 until the window ends for any credential that needs a signature check — a new good token too: no
+// cryptography is spent on a flood. A token verified before (in the token cache) is served all the same: it costs no
+// check, and its holder must not be locked out by others' failures. Routes that do not authenticate (public liveness,
+// /livez, /readyz, /docs) never look at the count, so a monitor polling them is never limited.
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
@@ -59,6 +61,6 @@ export default fp<AuthLimitOptions>(async (app, { limit, windowMs }) => {
   app.addHook('onRoute', (route: RouteOptions) => {
     const schema = route.schema as { security?: unknown[], response?: Record<string, unknown> } | undefined
     if (schema?.security === undefined || schema.security.length === 0 || schema.response === undefined) return
-    schema.response[429] ??= problem(`Too many failed authentications from this address (AUTH_FAILURE_LIMIT_PER_MINUTE): refused until the minute ends, even with a good token`, 429)
+    schema.response[429] ??= problem('Too many failed authentications from this client address (AUTH_FAILURE_LIMIT_PER_MINUTE): credentials that need a signature check are refused until the minute ends (a token already verified is still served)', 429)
   })
 }, { name: 'auth-limit' })

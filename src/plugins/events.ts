@@ -16,12 +16,15 @@ export interface EventsPluginOptions {
   grace: GraceSettings
   intervalMs: number
   keepAliveMs: number
+  /** How often a JWKS token's stream checks its key is still published. */
+  recheckMs: number
 }
 
-export default fp<EventsPluginOptions>(async (app, { grace, intervalMs, keepAliveMs }) => {
+export default fp<EventsPluginOptions>(async (app, { grace, intervalMs, keepAliveMs, recheckMs }) => {
   const hub = new EventHub({
     intervalMs,
     keepAliveMs,
+    recheckMs,
     // The shared poller reads as the least role that may read the row; each client was authorized on connect.
     produce: async () => {
       const reading = await app.store.read(SERVICE_READER)

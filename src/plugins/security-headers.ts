@@ -13,7 +13,8 @@ export interface SecurityHeadersOptions {
 /** What a browser page on an allowed origin may send and read. */
 export const CORS = {
   methods: ['GET', 'HEAD', 'PATCH'],
-  allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'If-None-Match', 'Last-Event-ID'],
+  // apikey: Supabase clients send their publishable key in it beside the user's bearer token.
+  allowedHeaders: ['Authorization', 'apikey', 'Content-Type', 'If-Match', 'If-None-Match', 'Last-Event-ID'],
   exposedHeaders: ['ETag', 'Retry-After'],
   maxAgeSeconds: 600
 }

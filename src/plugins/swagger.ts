@@ -1,6 +1,7 @@
 // The OpenAPI document is generated from the route schemas; registered before the routes so it sees them all.
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
+import type { RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 
 export const API_VERSION = '1.0.0'
@@ -34,7 +35,21 @@ export default fp(async (app) => {
       servers: [{ url: '/', description: 'This API' }],
       components: {
         securitySchemes: {
-          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A Supabase JWT; the role claim decides what it may do' }
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description: 'A Supabase JWT (HS256 with JWT_SECRET, ES256/RS256 from JWKS_URL); its role claim decides what it may do. ' +
+              'A secret API key (sb_secret_…) may be sent this way too.'
+          },
+          apiKeyAuth: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'apikey',
+            description: 'A secret API key (sb_secret_…) configured in SERVICE_API_KEYS: acts as service_role. ' +
+              'A publishable key (sb_publishable_…) grants what role anon may, which is nothing here. ' +
+              'Beside an Authorization header, the apikey must be the same key or not a secret key.'
+          }
         }
       }
     },
@@ -57,4 +72,13 @@ export default fp(async (app) => {
     transformStaticCSP: (policy) => policy.replace(/\s*upgrade-insecure-requests;?/, '')
   })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  // Wherever a bearer token is accepted, a secret API key in the apikey header is too (either one, not both).
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const schema = route.schema as { security?: Array<Record<string, unknown>> } | undefined
+    if (schema?.security === undefined) return
+    const { security } = schema
+    if (!security.some((entry) => 'bearerAuth' in entry) || security.some((entry) => 'apiKeyAuth' in entry)) return
+    schema.security = [...security, { apiKeyAuth: [] }]
+  })
 }, { name: 'swagger' })

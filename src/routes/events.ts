@@ -16,7 +16,10 @@ const STREAM_DESCRIPTION = [
   'Server-Sent Events. Each `heartbeat` event carries `id:` (the ETag\'s opaque part when there is a row, else `missing` or `unknown`)',
   'and `data:` (the same JSON object as GET /heartbeat; `heartbeat` is null when there is no row or the database is unreachable).',
   'The stream starts with `retry:`, then the current state (unless `Last-Event-ID` is its id), then one event whenever the row or',
-  'the verdict changes, and a `: keep-alive` comment line between events.'
+  'the verdict changes, and a `: keep-alive` comment line between events.',
+  'The stream ends when its token does: once `exp` plus JWT_CLOCK_TOLERANCE_SECONDS has passed, or (for a JWKS token) within',
+  'the JWKS refresh bound after its key leaves the set. Its last event is then `reauthenticate`, without `id:`, whose `data:` is',
+  '`{"reason": "token_expired" | "key_removed", "detail": "…"}`: reconnect with a fresh token.'
 ].join(' ')
 
 const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app, { retryMs }) => {
@@ -71,7 +74,7 @@ const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app,
       },
       end: () => { if (!res.writableEnded) res.end() }
     }
-    const unsubscribe = app.events.subscribe(sink, request.headers['last-event-id'])
+    const unsubscribe = app.events.subscribe(sink, request.headers['last-event-id'], app.streamLease(request))
     // The response's 'close' fires when the client goes away or the stream is ended, whichever comes first.
     res.on('close', unsubscribe)
     if (request.raw.socket.destroyed) unsubscribe()

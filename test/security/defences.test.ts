@@ -79,7 +79,10 @@ t.test('failed authentication: 20 a minute per address, then 429 on every authen
   assertProblem(t, await getHeartbeat(app, forged, '192.0.2.7'), 401, 'invalid_token', 'a forged token from another address')
   // IPv6 addresses count per /64 (the plugin's grouping), so an attacker cannot rotate through one network's addresses.
   await failAuthentication(t, app, 20, '2001:db8:1:2::a')
-  assertLimited(t, await getHeartbeat(app, reader, '2001:db8:1:2::b'), 'another address in the same IPv6 /64')
+  const neverVerified = await bearer('authenticated', { sub: 'never-verified' })
+  assertLimited(t, await getHeartbeat(app, neverVerified, '2001:db8:1:2::b'), 'another address in the same IPv6 /64, a token never verified')
+  // Issue 10: a token already verified (in the token cache) costs no signature check, so it is never refused.
+  t.equal((await getHeartbeat(app, reader, '2001:db8:1:2::b')).statusCode, 200, 'the same /64, a token verified before: 200')
   t.equal((await getHeartbeat(app, reader, '2001:db8:1:3::a')).statusCode, 200, 'another /64: 200')
 })
 
@@ -100,7 +103,8 @@ t.test('what does not count: no token, a 403, a malformed header does', async (t
 
   // A malformed Authorization header is a failed attempt like a forged token.
   for (let i = 0; i < 5; i++) assertProblem(t, await getHeartbeat(app, { authorization: `Basic ${i}` }), 401, 'invalid_token', `malformed header ${i + 1}`)
-  assertLimited(t, await getHeartbeat(app, reader), 'the limit of 5 reached by malformed headers')
+  assertLimited(t, await getHeartbeat(app, await bearer('authenticated', { sub: 'new-reader' })), 'the limit of 5 reached by malformed headers (a token never verified)')
+  t.equal((await getHeartbeat(app, reader)).statusCode, 200, 'the token verified before is still served')
 })
 
 t.test('the window ends: the address is served again', async (t) => {
@@ -268,7 +272,7 @@ t.test('CORS with CORS_ORIGINS: those origins only', async (t) => {
   t.equal(ok.statusCode, 204, 'a preflight from an allowed origin: 204')
   t.equal(ok.headers['access-control-allow-origin'], allowed, 'allow-origin: that origin, not *')
   t.equal(ok.headers['access-control-allow-methods'], 'GET, HEAD, PATCH')
-  t.equal(ok.headers['access-control-allow-headers'], 'Authorization, Content-Type, If-Match, If-None-Match, Last-Event-ID')
+  t.equal(ok.headers['access-control-allow-headers'], 'Authorization, apikey, Content-Type, If-Match, If-None-Match, Last-Event-ID')
   t.equal(ok.headers['access-control-max-age'], '600')
   t.equal(ok.headers['access-control-allow-credentials'], undefined, 'no credentials (bearer tokens, never cookies)')
   t.match(String(ok.headers.vary), /Origin/, 'Vary: Origin')
