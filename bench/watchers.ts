@@ -135,8 +135,23 @@ export async function runWatchers (): Promise<number> {
     // Let the arrivals of the connect phase (the current event, sent at subscribe) settle.
     await new Promise((resolve) => setTimeout(resolve, 2000))
 
+    /** The app's own view, from its /metrics: event-loop delay since the last scrape, and time in GC by kind. */
+    const scrape = async (): Promise<{ lagP99: number, lagMax: number, gc: Record<string, { count: number, sum: number }> }> => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text()
+      const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN)
+      const gc: Record<string, { count: number, sum: number }> = {}
+      for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} (\S+)$/gm)) {
+        const entry = gc[m[2] ?? ''] ??= { count: 0, sum: 0 }
+        entry[m[1] === 'sum' ? 'sum' : 'count'] = Number(m[3])
+      }
+      return { lagP99: value('nodejs_eventloop_lag_p99_seconds'), lagMax: value('nodejs_eventloop_lag_max_seconds'), gc }
+    }
+    const gcDuring = (before: Awaited<ReturnType<typeof scrape>>, after: Awaited<ReturnType<typeof scrape>>): string =>
+      Object.entries(after.gc).map(([kind, a]) => `${kind} ${a.count - (before.gc[kind]?.count ?? 0)}× ${Math.round(1000 * (a.sum - (before.gc[kind]?.sum ?? 0)))} ms`).join(', ')
+
     // Phase 1: the clients alone. Reads of the row, RSS, CPU, and how fast each change reached the clients.
     const phase = async (label: string, beside?: () => Promise<{ p50: number, p99: number, requests: number, errors: number, unexpected: number }>) => {
+      const appBefore = await scrape()
       await resetStatements(db.admin)
       const windowStart = Date.now()
       const rss = sampleRss(pid)
@@ -149,6 +164,7 @@ export async function runWatchers (): Promise<number> {
       const cpu = await cpuMicrosOf(pid) - cpuBefore
       const memory = await rss.stop()
       const reads = await countStatements(db.admin)
+      const appAfter = await scrape()
       const intervals = (Date.now() - windowStart) / EVENTS_INTERVAL_MS
       const events = new Map<string, number[]>()
       for (const watcher of watchers) {
@@ -163,7 +179,7 @@ export async function runWatchers (): Promise<number> {
       const open = watchers.filter((w) => w.status === 200 && !w.closed).length
       const shares = [...events.values()].map((delays) => delays.filter((d) => d <= DEADLINE_MS).length / open)
       const all = [...events.values()].flat().sort((a, b) => a - b)
-      return { label, liveness, intervals, cpuShare: cpu / ((endedAt - startedAt + 1500) * 1000), memory, readsPerInterval: reads.rowReads / intervals, reads, events: events.size, open, worstShare: Math.min(...shares), p50: quantile(all, 0.5), p99: quantile(all, 0.99), max: all.at(-1) ?? NaN }
+      return { label, lag: `${format.ms(appAfter.lagP99 * 1000)} / ${format.ms(appAfter.lagMax * 1000)}`, gc: gcDuring(appBefore, appAfter), liveness, intervals, cpuShare: cpu / ((endedAt - startedAt + 1500) * 1000), memory, readsPerInterval: reads.rowReads / intervals, reads, events: events.size, open, worstShare: Math.min(...shares), p50: quantile(all, 0.5), p99: quantile(all, 0.99), max: all.at(-1) ?? NaN }
     }
     log(`phase 1: ${count} clients, ${seconds} s`)
     const alone = await phase('clients alone')
@@ -178,11 +194,11 @@ export async function runWatchers (): Promise<number> {
     out.push(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${format.mb(totalmem())} MB RAM, Node ${process.version}; load average ${loadAtStart.map((n) => n.toFixed(1)).join(' ')} before, ${loadavg().map((n) => n.toFixed(1)).join(' ')} after`)
     out.push(`open-file limit raised to ${files} (this process: prlimit --pid; the app: prlimit --nofile); clients from ${sources} loopback source address(es), connected in ${connectSeconds.toFixed(1)} s; RSS ${format.mb(idleRss)} MB before they connected`)
     out.push('')
-    out.push('| phase | clients open | RSS MB peak/after | app CPU | row reads per interval | changes seen | worst share within 1 s | delay p50 / p99 / max ms | liveness p50 / p99 ms |')
-    out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|')
+    out.push('| phase | clients open | RSS MB peak/after | app CPU | row reads per interval | changes seen | worst share within 1 s | delay p50 / p99 / max ms | liveness p50 / p99 ms | app event-loop delay p99 / max ms | app GC |')
+    out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|')
     for (const p of [alone, beside]) {
       out.push(`| ${p.label} | ${format.int(p.open)} | ${format.mb(p.memory.peak)}/${format.mb(p.memory.last)} | ${format.pct(p.cpuShare)} | ${p.readsPerInterval.toFixed(2)} | ${p.events} | ${format.pct(p.worstShare)} | ${p.p50} / ${p.p99} / ${p.max} | ` +
-        `${p.liveness !== undefined ? `${format.ms(p.liveness.p50)} / ${format.ms(p.liveness.p99)} (${format.int(p.liveness.requests)} requests, ${p.liveness.errors + p.liveness.unexpected} failed)` : '–'} |`)
+        `${p.liveness !== undefined ? `${format.ms(p.liveness.p50)} / ${format.ms(p.liveness.p99)} (${format.int(p.liveness.requests)} requests, ${p.liveness.errors + p.liveness.unexpected} failed)` : '–'} | ${p.lag} | ${p.gc} |`)
     }
     const peakRss = Math.max(alone.memory.peak, beside.memory.peak)
     out.push('')
