@@ -3,7 +3,7 @@
 // in docs/performance.md:
 //
 //   npm run bench -- --smoke --skip-startup --skip-writes --only liveness --app-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
-//   node --import tsx bench/profile-summary.ts /tmp/prof/CPU.*.cpuprofile [--top 40] [--skip SECONDS]
+//   node --import tsx bench/profile-summary.ts /tmp/prof/CPU.*.cpuprofile [--top 40] [--skip SECONDS] [--requests N]
 import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 
@@ -21,7 +21,7 @@ export function originOf (url: string, functionName: string): string {
   return url
 }
 
-const { values: args, positionals } = parseArgs({ options: { top: { type: 'string', default: '30' }, skip: { type: 'string', default: '0' } }, allowPositionals: true })
+const { values: args, positionals } = parseArgs({ options: { top: { type: 'string', default: '30' }, skip: { type: 'string', default: '0' }, requests: { type: 'string' } }, allowPositionals: true })
 /** Samples in the first `--skip` seconds (the start: loading modules, compiling schemas) are left out. */
 const skipMicros = Number(args.skip) * 1e6
 for (const file of positionals) {
@@ -47,7 +47,9 @@ for (const file of positionals) {
     functions.set(name, (functions.get(name) ?? 0) + time)
     origins.set(origin, (origins.get(origin) ?? 0) + time)
   }
-  const pct = (t: number): string => `${(100 * t / busy).toFixed(1).padStart(5)}%`
+  // With --requests (answered while the profile ran, after --skip): each line also in CPU microseconds per request.
+  const requests = args.requests === undefined ? undefined : Number(args.requests)
+  const pct = (t: number): string => `${(100 * t / busy).toFixed(1).padStart(5)}%` + (requests === undefined ? '' : `  ${(t / requests).toFixed(2).padStart(6)} µs/req`)
   process.stdout.write(`${file}: ${(total / 1e6).toFixed(1)} s sampled after the first ${args.skip} s, ${(busy / 1e6).toFixed(1)} s busy (shares below are of busy time)\n\nby origin:\n`)
   for (const [origin, time] of [...origins].sort((a, b) => b[1] - a[1]).slice(0, 25)) process.stdout.write(`  ${pct(time)}  ${origin}\n`)
   process.stdout.write('\nby function (self time):\n')
