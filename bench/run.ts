@@ -10,6 +10,7 @@
 //                    [--app-env "LOG_LEVEL=warn,LOG_REQUESTS=true"]   (more environment for the app's process)
 //                    [--app-node-options="--max-semi-space-size=4"]   (NODE_OPTIONS for the app's process only)
 //                    [--app-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"]   (node's own arguments for the app's process)
+//                    [--ceiling-node-args="…"]   (the same for the ceiling's)
 //                    [--compare DIR,DIR]   (other builds, DIR/dist/server.js, measured on the read targets too: bench/ablation.ts)
 //                    [--compare-json '[{"name":…,"dir":…,"env":{…}}]']   (the same, each with a name and its own environment)
 //   npm run bench -- --watchers 10000 [--duration 20] …   (see bench/watchers.ts)
@@ -41,6 +42,7 @@ const { values: args } = parseArgs({
     'app-env': { type: 'string', default: '' },
     'app-node-options': { type: 'string', default: '' },
     'app-node-args': { type: 'string', default: '' },
+    'ceiling-node-args': { type: 'string', default: '' },
     'skip-startup': { type: 'boolean', default: false },
     'startup-only': { type: 'boolean', default: false },
     'skip-writes': { type: 'boolean', default: false },
@@ -157,7 +159,8 @@ async function main (): Promise<number> {
     }
     const app = await startApp('dist/server.js', appEnv)
     const ceilingPort = await freePort()
-    const ceilingChild = await startChild([await compiledCeiling()], { PORT: String(ceilingPort), LOG_LEVEL: 'warn' })
+    const ceilingArgs = text('ceiling-node-args', '').split(' ').filter((a) => a !== '')
+    const ceilingChild = await startChild([...ceilingArgs, await compiledCeiling()], { PORT: String(ceilingPort), LOG_LEVEL: 'warn' })
     cleanups.add(async () => { await stopChild(ceilingChild) })
     const servers: Servers = { app, ceiling: { url: `http://127.0.0.1:${ceilingPort}`, child: ceilingChild } }
     await waitFor200(servers.ceiling?.url + '/', ceilingChild)
