@@ -98,6 +98,7 @@ async function build (name: string, edits: Edit[]): Promise<string> {
   await cp(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'))
   await symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'))
   await symlink(path.join(ROOT, 'db'), path.join(dir, 'db'))
+  await symlink(path.join(ROOT, 'public'), path.join(dir, 'public'))
   for (const edit of edits) {
     const file = path.join(dir, 'src', edit.file)
     const text = await readFile(file, 'utf8')
