@@ -6,8 +6,9 @@
 // The copies, from nothing to everything (the app itself is the last step: + deferred start, + representation memo):
 //   0-none       a role-switched transaction per request (sql.begin: four round trips), jose on every request
 //   1-cache      + the verified-token cache
-//   2-pipelined  + the transaction pipelined in one round trip on a reserved connection
-//   3-shared     + concurrent reads of one role shared (started at once, not on the next event-loop turn)
+//   2-shared     + concurrent reads of one role shared (started at once, not on the next event-loop turn)
+// (A step "pipelined", the transaction sent in one round trip on a reserved connection, was measured until issue 13
+// took it out: a transaction pooler can split it, and sharing carries the speed; see docs/performance.md.)
 //
 // With `--set defaults`, what issue 12's cheaper defaults bought, from before them to the app (cumulative):
 //   d0-before       LOG_REQUESTS=true (Fastify's two lines per request), @fastify/helmet per request, prom-client's
@@ -25,25 +26,7 @@ const VARIANTS = path.join(ROOT, 'node_modules/.cache/eva-heartbeat-bench/varian
 
 interface Edit { file: string, from: string | RegExp, to: string }
 
-/** The read as it was before pipelining: each statement awaited in turn (same statements, same policy stamp). */
-const SEQUENTIAL_READ = `export async function readHeartbeatPipelined (sql: Sql, who: DbIdentity, signal?: AbortSignal): Promise<PipelinedReading> {
-  return await sql.begin(async (tx) => {
-    signal?.throwIfAborted()
-    await tx\`select set_config('role', \${who.role}, true), set_config('request.jwt.claims', \${JSON.stringify(who.claims)}, true)\`
-    const [first] = await tx<ReadRow[]>\`
-      select now() as db_now, h.id is not null as found, h.*, \${policyVersionSql(sql)} as policy_version
-      from (select 1) as one left join public.eva_scheduler_heartbeat h on h.id = 1\`
-    if (first === undefined) throw new Error('the heartbeat query returned no row at all')
-    const { db_now: now, found, policy_version: policyVersion, ...row } = first
-    return { row: found ? row : null, now, policyVersion }
-  }) as PipelinedReading
-}
-void postgres
-void isConnectionLost
-`
-
 const noCache: Edit = { file: 'plugins/auth.ts', from: 'await tokens.verify(token)', to: 'await verifier.verify(token)' }
-const noPipelining: Edit = { file: 'db/pipelined-read.ts', from: /export async function readHeartbeatPipelined[\s\S]*$/, to: SEQUENTIAL_READ }
 const noSharing: Edit = { file: 'db/store.ts', from: 'if (this.policiesAsMirrored) {', to: 'if (false as boolean) {' }
 const noDefer: Edit = { file: 'db/store.ts', from: 'await new Promise((resolve) => setImmediate(resolve))', to: '' }
 const noMemo: Edit[] = [
@@ -52,10 +35,9 @@ const noMemo: Edit[] = [
 ]
 
 const variants: Record<string, Edit[]> = {
-  '0-none': [noCache, noPipelining, noSharing, noDefer, ...noMemo],
-  '1-cache': [noPipelining, noSharing, noDefer, ...noMemo],
-  '2-pipelined': [noSharing, noDefer, ...noMemo],
-  '3-shared': [noDefer, ...noMemo]
+  '0-none': [noCache, noSharing, noDefer, ...noMemo],
+  '1-cache': [noSharing, noDefer, ...noMemo],
+  '2-shared': [noDefer, ...noMemo]
 }
 
 /** @fastify/helmet as it was registered before issue 12 (same options), in place of the precomputed headers. */

@@ -7,6 +7,7 @@ import { clientErrorHandler, HTTP_LIMITS, type HttpLimits } from './http-limits.
 import { requestLogController } from './logging.js'
 import authLimitPlugin from './plugins/auth-limit.js'
 import authPlugin from './plugins/auth.js'
+import closingPlugin from './plugins/closing.js'
 import dbPlugin from './plugins/db.js'
 import errorsPlugin from './plugins/errors.js'
 import eventsPlugin from './plugins/events.js'
@@ -57,7 +58,8 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     http: { maxHeaderSize: limits.maxHeaderBytes, connectionsCheckingInterval: limits.timeoutCheckIntervalMs },
     clientErrorHandler,
-    return503OnClosing: true,
+    // plugins/closing.ts answers requests that arrive while closing, as problem+json with Retry-After.
+    return503OnClosing: false,
     ajv: {
       customOptions: {
         // An unknown PATCH field must be refused with its name, not silently dropped.
@@ -76,6 +78,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   for (const schema of [...SHARED_SCHEMAS, ReadinessSchema, ShieldsEndpointSchema]) app.addSchema(schema)
 
   await app.register(errorsPlugin)
+  await app.register(closingPlugin)
   await app.register(securityHeadersPlugin, { corsOrigins: config.corsOrigins })
   await app.register(metricsPlugin)
   await app.register(dbPlugin, { url: config.databaseUrl, settings: config.db })

@@ -1,10 +1,11 @@
 // Reads the table's shape and policies from pg_catalog, which every role may read: the API's login role has no
 // rights of its own (NOINHERIT), and information_schema would hide a table it has no privilege on.
-import type { Sql } from 'postgres'
+import type { Sql, TransactionSql } from 'postgres'
 import { comparePolicies, type CatalogPolicy } from '../domain/policies.js'
 import { compareTable, type CatalogColumn, type CatalogTable } from '../domain/table.js'
+import { transaction } from './transaction.js'
 
-export async function readCatalogTable (sql: Sql): Promise<CatalogTable> {
+export async function readCatalogTable (sql: Sql | TransactionSql): Promise<CatalogTable> {
   const [table] = await sql<Array<{ oid: number, relrowsecurity: boolean }>>`
     select c.oid, c.relrowsecurity from pg_catalog.pg_class c
     join pg_catalog.pg_namespace n on n.oid = c.relnamespace
@@ -23,9 +24,10 @@ export async function readCatalogTable (sql: Sql): Promise<CatalogTable> {
   return { exists: true, rowSecurity: table.relrowsecurity, columns: [...columns], constraints: [...constraints] }
 }
 
-export async function readCatalogPolicies (sql: Sql): Promise<CatalogPolicy[]> {
+/** `roles` as JSON: the API's pool does not fetch array types (fetch_types: false, see client.ts). */
+export async function readCatalogPolicies (sql: Sql | TransactionSql): Promise<CatalogPolicy[]> {
   const rows = await sql<CatalogPolicy[]>`
-    select policyname, permissive, roles::text[] as roles, cmd, qual, with_check
+    select policyname, permissive, to_json(roles::text[]) as roles, cmd, qual, with_check
     from pg_catalog.pg_policies where schemaname = 'public' and tablename = 'eva_scheduler_heartbeat'
     order by policyname`
   return [...rows]
@@ -33,8 +35,14 @@ export async function readCatalogPolicies (sql: Sql): Promise<CatalogPolicy[]> {
 
 export interface SchemaReport { table: string[], policies: string[] }
 
-/** The table's shape against the seed and its policies against the API's mirror; empty lists when all agree. */
+/**
+ * The table's shape against the seed and its policies against the API's mirror; empty lists when all agree. One
+ * transaction, one statement at a time: never statements in parallel on one connection (see transaction.ts).
+ */
 export async function checkSchema (sql: Sql): Promise<SchemaReport> {
-  const [table, policies] = await Promise.all([readCatalogTable(sql), readCatalogPolicies(sql)])
-  return { table: compareTable(table), policies: table.exists ? comparePolicies(policies) : [] }
+  return await transaction(sql, async (tx) => {
+    const table = await readCatalogTable(tx)
+    const policies = table.exists ? comparePolicies(await readCatalogPolicies(tx)) : []
+    return { table: compareTable(table), policies }
+  })
 }

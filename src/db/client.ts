@@ -2,11 +2,19 @@ import postgres, { type Sql } from 'postgres'
 
 export interface DbSettings { poolMax: number, statementTimeoutMs: number, prepare: boolean }
 
-/** One pool per process. The statement timeout is the server's; the connect timeout keeps a dead host from hanging us. */
+/**
+ * One pool per process. The connect timeout keeps a dead host from hanging us. Nothing is set for the session at
+ * connection start but its application_name: a transaction pooler refuses startup parameters it does not know
+ * (PgBouncer: "unsupported startup parameter: statement_timeout"), and hands each transaction a server connection
+ * that other clients may have configured. So each transaction sets what it needs, locally (the statement timeout
+ * with the role, see heartbeat.ts), and timestamps are read as numbers, whatever DateStyle and TimeZone say.
+ */
 export function createSql (url: string, settings: DbSettings): Sql {
   return postgres(url, {
     max: settings.poolMax,
     prepare: settings.prepare,
+    // No query at connection start for the array types: no statement reads an array (catalog.ts reads roles as JSON).
+    fetch_types: false,
     connect_timeout: Math.max(1, Math.ceil(settings.statementTimeoutMs / 1000)),
     // Seconds before reconnecting after the n-th lost connection in a row: 0.1, 0.2, 0.4 … at most 2 (postgres.js's
     // default climbs to 20 s, so a request after an outage waited out its deadline). A pool of a few connections
@@ -15,9 +23,6 @@ export function createSql (url: string, settings: DbSettings): Sql {
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     onnotice: () => {},
-    connection: {
-      application_name: 'eva-heartbeat-api',
-      statement_timeout: settings.statementTimeoutMs
-    }
+    connection: { application_name: 'eva-heartbeat-api' }
   })
 }

@@ -1,9 +1,17 @@
 // The heartbeat queries. Every one runs in a transaction that first takes the caller's role and claims, as
 // PostgREST does, so the table's real RLS policies decide a second time what the API already decided.
-import type { Sql, TransactionSql } from 'postgres'
+//
+// Nothing here depends on the session's state: the role, the claims and the statement timeout are set in each
+// transaction, local to it (set_config(…, true)), and every timestamp is read as a number (milliseconds since the
+// epoch) rather than as timestamptz's text, which follows DateStyle and TimeZone. Those can be set on the server, the
+// database, the login role or by a pooler, and `SQL, DMY` would turn 2 December into 12 February (and the 13th into
+// no date at all). A number reads the same under every setting, and through any pooler, which may hand the
+// transaction a server connection that another client configured.
+import type { Fragment, Sql, TransactionSql } from 'postgres'
 import type { HeartbeatRow } from '../domain/heartbeat.js'
 import { WRITABLE_FIELDS, type HeartbeatChanges } from '../domain/patch.js'
 import type { ApiRole } from '../domain/policies.js'
+import { policyVersionSql } from './policy-version.js'
 import { transaction } from './transaction.js'
 
 export interface DbIdentity {
@@ -18,32 +26,72 @@ export interface HeartbeatSnapshot {
   now: Date
 }
 
-type DbRow = HeartbeatRow & { db_now: Date, found: boolean }
+export interface TransactionOptions {
+  /** Aborted once the caller has been answered (see HeartbeatStore): work that has not started yet sends nothing. */
+  signal?: AbortSignal
+  /** The server's statement_timeout for the transaction's statements (unset: the session's). */
+  statementTimeoutMs?: number
+}
 
-/**
- * `work` in one transaction as `who`. An aborted `signal` (the caller has been answered already, see HeartbeatStore)
- * stops it before its first statement: work that waited for a connection past its deadline sends nothing.
- */
-export async function asRole<T> (sql: Sql, who: DbIdentity, work: (tx: TransactionSql) => Promise<T>, signal?: AbortSignal): Promise<T> {
+/** A row as the queries below return it: timestamps as milliseconds since the epoch. */
+type Wire<T> = { [K in keyof T]: T[K] extends Date ? number : T[K] extends Date | null ? number | null : T[K] }
+type WireRow = Wire<HeartbeatRow>
+
+const dateOf = (ms: number | null): Date | null => ms === null ? null : new Date(ms)
+
+function fromWire (row: WireRow): HeartbeatRow {
+  return {
+    ...row,
+    started_at: new Date(row.started_at),
+    last_poll_at: dateOf(row.last_poll_at),
+    next_poll_at: dateOf(row.next_poll_at),
+    updated_at: new Date(row.updated_at)
+  }
+}
+
+/** A timestamptz expression as milliseconds since the epoch (floor: as the text form's Date, to the millisecond). */
+const epochMs = (tx: TransactionSql, expression: Fragment): Fragment => tx`floor(extract(epoch from ${expression}) * 1000)::float8`
+
+/** The 13 columns of `h`, timestamps as epochMs. */
+function rowColumns (tx: TransactionSql): Fragment {
+  return tx`h.id, h.instance_id, h.poll_count, h.dispatch_count, h.error_count, h.circuit_breaker_state,
+    h.paused_reason, h.status, h.metadata,
+    ${epochMs(tx, tx`h.started_at`)} as started_at, ${epochMs(tx, tx`h.last_poll_at`)} as last_poll_at,
+    ${epochMs(tx, tx`h.next_poll_at`)} as next_poll_at, ${epochMs(tx, tx`h.updated_at`)} as updated_at`
+}
+
+/** `work` in one transaction as `who`, its statements awaited one by one: nothing a pooler could split. */
+export async function asRole<T> (sql: Sql, who: DbIdentity, work: (tx: TransactionSql) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   return await transaction(sql, async (tx) => {
-    signal?.throwIfAborted()
-    await tx`select set_config('role', ${who.role}, true), set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true)`
+    options.signal?.throwIfAborted()
+    const timeout = options.statementTimeoutMs === undefined
+      ? tx``
+      : tx`, set_config('statement_timeout', ${String(options.statementTimeoutMs)}, true)`
+    await tx`select set_config('role', ${who.role}, true), set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true)${timeout}`
     return await work(tx)
   })
 }
 
-function toSnapshot (rows: readonly DbRow[]): HeartbeatSnapshot {
-  const first = rows[0]
-  if (first === undefined) throw new Error('the heartbeat query returned no row at all')
-  const { db_now: now, found, ...row } = first
-  return { row: found ? row : null, now }
+type SnapshotRow = WireRow & { db_now: number, found: boolean, policy_version: string }
+
+export interface HeartbeatReading extends HeartbeatSnapshot {
+  /** The version of the table's policies (policy-version.ts) in the statement that read the row. */
+  policyVersion: string
 }
 
-/** One statement: now() always, the row when there is one (and RLS lets the role see it). */
-export async function selectHeartbeat (tx: TransactionSql): Promise<HeartbeatSnapshot> {
-  return toSnapshot(await tx<DbRow[]>`
-    select now() as db_now, h.id is not null as found, h.*
-    from (select 1) as one left join public.eva_scheduler_heartbeat h on h.id = 1`)
+/** One statement: now() and the policies' version always, the row when there is one (and RLS lets the role see it). */
+export async function selectHeartbeat (tx: TransactionSql): Promise<HeartbeatReading> {
+  const [first] = await tx<SnapshotRow[]>`
+    select ${epochMs(tx, tx`now()`)} as db_now, h.id is not null as found, ${policyVersionSql(tx)} as policy_version, ${rowColumns(tx)}
+    from (select 1) as one left join public.eva_scheduler_heartbeat h on h.id = 1`
+  if (first === undefined) throw new Error('the heartbeat query returned no row at all')
+  const { db_now: now, found, policy_version: policyVersion, ...row } = first
+  return { row: found ? fromWire(row) : null, now: new Date(now), policyVersion }
+}
+
+/** The row as `who` sees it, in a transaction of its own. */
+export async function readHeartbeat (sql: Sql, who: DbIdentity, options: TransactionOptions = {}): Promise<HeartbeatReading> {
+  return await asRole(sql, who, selectHeartbeat, options)
 }
 
 /** The row as locked for a change, and the database's now() in that transaction. */
@@ -65,16 +113,16 @@ export class UpdateRefusedError extends Error {
 
 const INSUFFICIENT_PRIVILEGE = '42501'
 
-type LockedRow = HeartbeatRow & { db_now: Date }
+type LockedRow = WireRow & { db_now: number }
 
 function splitNow (row: LockedRow): LockedHeartbeat {
   const { db_now: now, ...rest } = row
-  return { row: rest, now }
+  return { row: fromWire(rest), now: new Date(now) }
 }
 
 /**
  * One atomic change of the operator's fields, in one transaction as `who`: lock the row, let `precondition` look at
- * it (it throws to refuse, e.g. a stale If-Match), then `update … set <changes>, updated_at = statement_timestamp() returning *`
+ * it (it throws to refuse, e.g. a stale If-Match), then `update … set <changes>, updated_at = statement_timestamp()`
  * (the database's clock once the lock is held, so updated_at follows the order in which changes commit).
  * Only the writable columns of `changes` are ever written. Null when there is no row (or the role cannot even see it);
  * UpdateRefusedError when the database lets the role see the row but not change it.
@@ -84,14 +132,14 @@ export async function updateHeartbeat (
   who: DbIdentity,
   changes: HeartbeatChanges,
   precondition: (current: LockedHeartbeat) => void = () => {},
-  signal?: AbortSignal
+  options: TransactionOptions = {}
 ): Promise<HeartbeatChange | null> {
   const columns = WRITABLE_FIELDS.filter((field) => Object.hasOwn(changes, field))
   if (columns.length === 0) throw new TypeError('updateHeartbeat needs at least one writable field')
   try {
     return await asRole(sql, who, async (tx) => {
       const [locked] = await tx<LockedRow[]>`
-        select now() as db_now, h.* from public.eva_scheduler_heartbeat h where h.id = 1 for update`
+        select ${epochMs(tx, tx`now()`)} as db_now, ${rowColumns(tx)} from public.eva_scheduler_heartbeat h where h.id = 1 for update`
       if (locked === undefined) {
         // FOR UPDATE sees only rows the role's UPDATE policies admit: a row it can read but not lock is a refusal.
         const { row } = await selectHeartbeat(tx)
@@ -100,18 +148,18 @@ export async function updateHeartbeat (
       }
       const before = splitNow(locked)
       // The lock may have been granted after the caller was answered 503: then nothing is written.
-      signal?.throwIfAborted()
+      options.signal?.throwIfAborted()
       precondition(before)
       // statement_timestamp(), not now(): now() is when the transaction began, before it queued for the row lock, so
       // concurrent changes committed in one order would carry updated_at in another and the row's updated_at (and
       // Last-Modified) could go back in time. This statement starts once the lock is held: after the previous change committed.
       const [updated] = await tx<LockedRow[]>`
-        update public.eva_scheduler_heartbeat set ${tx(changes, ...columns)}, updated_at = statement_timestamp()
-        where id = 1 returning statement_timestamp() as db_now, *`
+        update public.eva_scheduler_heartbeat h set ${tx(changes, ...columns)}, updated_at = statement_timestamp()
+        where h.id = 1 returning ${epochMs(tx, tx`statement_timestamp()`)} as db_now, ${rowColumns(tx)}`
       if (updated === undefined) throw new UpdateRefusedError(who.role, 'the update changed no row')
       const after = splitNow(updated)
       return { before: before.row, after: after.row, now: after.now }
-    }, signal)
+    }, options)
   } catch (error) {
     if ((error as { code?: unknown }).code === INSUFFICIENT_PRIVILEGE) {
       throw new UpdateRefusedError(who.role, 'permission denied', { cause: error })

@@ -5,10 +5,9 @@ import type { HeartbeatReading } from '../domain/liveness.js'
 import type { ApiRole } from '../domain/policies.js'
 import { DatabaseTimeoutError, isDatabaseUnavailable, withDeadline } from './errors.js'
 import type { HeartbeatChanges } from '../domain/patch.js'
-import { updateHeartbeat, type DbIdentity, type HeartbeatChange, type HeartbeatSnapshot, type LockedHeartbeat } from './heartbeat.js'
+import { readHeartbeat, updateHeartbeat, type DbIdentity, type HeartbeatChange, type HeartbeatSnapshot, type LockedHeartbeat } from './heartbeat.js'
 import { InFlight } from './in-flight.js'
-import { readHeartbeatPipelined } from './pipelined-read.js'
-import { readPolicyVersion } from './policy-version.js'
+import { readPolicyVersion, type PolicyCheck } from './policy-version.js'
 import { isConnectionLost } from './transaction.js'
 
 interface SharedRead {
@@ -19,27 +18,40 @@ interface SharedRead {
   who: DbIdentity
 }
 
+export interface StoreSettings {
+  /** The server's statement_timeout, set in each transaction; the store's own deadline is 500 ms more. */
+  statementTimeoutMs: number
+  /**
+   * How many times a read is tried when its connection turns out to be gone; the pool size plus one outlasts a pool
+   * whose every connection was killed at once (each dead one fails one try, then reconnects).
+   */
+  readAttempts?: number
+}
+
 export class HeartbeatStore {
   /**
-   * Whether the table's policies were the mirror's at the last look (by /readyz, or after a read found them changed):
-   * while they are, concurrent readers of one role share one read, since both policies are USING (true) and the
-   * claims cannot change what RLS lets through.
+   * The last comparison of the table's policies with the mirror, and the version stamp (see policy-version.ts) it
+   * was made at: the one thing that decides whether reads are shared. Concurrent readers of one role share one read
+   * only while the policies are the mirror's (both USING (true): the claims cannot change what RLS lets through),
+   * and a shared read serves its other callers only when it was made at this very version. A read that finds any
+   * other version sends the store to compare again.
    */
-  policiesAsMirrored = true
-
-  /**
-   * The policy version (see policy-version.ts) last found equal to the mirror. A shared read serves its other callers
-   * only when it was made under this version; any other sends the store to compare the policies again.
-   */
-  private mirroredVersion: string | undefined
+  private policies: PolicyCheck | undefined
   private recheck: Promise<void> | undefined
   private readonly reads = new InFlight<ApiRole, SharedRead>()
+  private readonly deadlineMs: number
+  private readonly readAttempts: number
 
-  /**
-   * `readAttempts`: how many times a read is tried when its connection turns out to be gone; the pool size plus one
-   * outlasts a pool whose every connection was killed at once (each dead one fails one try, then reconnects).
-   */
-  constructor (readonly sql: Sql, private readonly deadlineMs: number, private readonly readAttempts = 1) {}
+  constructor (readonly sql: Sql, private readonly settings: StoreSettings) {
+    // A little over the server's statement timeout, so that the server's own cancellation normally wins.
+    this.deadlineMs = settings.statementTimeoutMs + 500
+    this.readAttempts = settings.readAttempts ?? 1
+  }
+
+  /** Whether reads are shared now: the policies were the mirror's at the last comparison. */
+  get policiesAsMirrored (): boolean {
+    return this.policies?.asMirrored === true
+  }
 
   async read (who: DbIdentity): Promise<HeartbeatReading> {
     try {
@@ -60,7 +72,8 @@ export class HeartbeatStore {
    */
   async update (who: DbIdentity, changes: HeartbeatChanges, precondition?: (current: LockedHeartbeat) => void): Promise<HeartbeatChange | null> {
     try {
-      return await this.deadline(async (signal) => await updateHeartbeat(this.sql, who, changes, precondition, signal))
+      return await this.deadline(async (signal) =>
+        await updateHeartbeat(this.sql, who, changes, precondition, { signal, statementTimeoutMs: this.settings.statementTimeoutMs }))
     } finally {
       // A read in flight may have started before this write: reads asked for from now on start after it.
       this.reads.forget()
@@ -89,14 +102,14 @@ export class HeartbeatStore {
     const { policyVersion, ...snapshot } = await this.deadline(async (signal) => {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await readHeartbeatPipelined(this.sql, who, signal)
+          return await readHeartbeat(this.sql, who, { signal, statementTimeoutMs: this.settings.statementTimeoutMs })
         } catch (error) {
           if (attempt >= this.readAttempts || !isConnectionLost(error) || signal.aborted) throw error
         }
       }
     })
-    const mirrored = policyVersion === this.mirroredVersion
-    if (!mirrored) void this.checkPolicies()
+    if (policyVersion !== this.policies?.version) void this.checkPolicies()
+    const mirrored = policyVersion === this.policies?.version && this.policies.asMirrored
     return { snapshot, mirrored, who }
   }
 
@@ -116,29 +129,15 @@ export class HeartbeatStore {
   }
 
   /**
-   * Compares the policies with the mirror again (one comparison at a time); until one finds that they agree, no read
-   * is shared. Reads start it whenever they find a policy version they do not know. Never rejects.
+   * Compares the policies with the mirror again (one comparison at a time). Reads start it whenever they find a
+   * policy version other than the one last compared, and the app once it is ready. Never rejects.
    */
   async checkPolicies (): Promise<void> {
     this.recheck ??= withDeadline(readPolicyVersion(this.sql), this.deadlineMs)
-      .then(({ version, asMirrored }) => {
-        this.mirroredVersion = asMirrored ? version : undefined
-        this.policiesAsMirrored = asMirrored
-      }, () => {
+      .then((check) => { this.policies = check }, () => {
         // Unreadable now (the database is down): the next read that finds a version it does not know asks again.
       })
       .finally(() => { this.recheck = undefined })
     await this.recheck
-  }
-
-  /** Whether the database answers at all, as the login role, without touching the table. */
-  async ping (): Promise<boolean> {
-    try {
-      await withDeadline(this.sql`select 1`, this.deadlineMs)
-      return true
-    } catch (error) {
-      if (isDatabaseUnavailable(error)) return false
-      throw error
-    }
   }
 }

@@ -1,4 +1,11 @@
-// sql.begin, safe when the connection dies inside the transaction.
+// sql.begin, safe when the connection dies inside the transaction, and the only way the API's pool sends anything.
+//
+// Every statement of the API's pool runs inside sql.begin, its statements awaited one by one. postgres.js pipelines a
+// statement sent outside a transaction onto a connection that is still busy with another one; a transaction pooler
+// (PgBouncer, Supavisor in transaction mode) hands the server connection back at the first "idle" ReadyForQuery, so
+// the second statement's answer arrives for a client no longer linked to it ("server got dirty"), or at another
+// client. A connection inside a transaction is never given another statement by postgres.js, and a pooler keeps it
+// linked until the transaction ends.
 //
 // postgres.js 3.4.9 (the latest release) answers an error inside sql.begin by sending ROLLBACK on the transaction's
 // connection. When the error is that the connection itself is gone (the backend terminated with pg_terminate_backend,

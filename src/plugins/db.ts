@@ -15,9 +15,10 @@ export interface DbPluginOptions { url: string, settings: DbSettings }
 /** The one connection pool of the process; released on close. */
 export default fp<DbPluginOptions>(async (app, { url, settings }) => {
   const sql = createSql(url, settings)
-  // A little over the server's statement timeout, so that the server's own cancellation normally wins.
-  const store = new HeartbeatStore(sql, settings.statementTimeoutMs + 500, settings.poolMax + 1)
+  const store = new HeartbeatStore(sql, { statementTimeoutMs: settings.statementTimeoutMs, readAttempts: settings.poolMax + 1 })
   app.decorate('sql', sql)
   app.decorate('store', store)
+  // Reads are shared once the policies are known to be the mirror's; this looks before the first request does.
+  app.addHook('onReady', async () => { void store.checkPolicies() })
   app.addHook('onClose', async () => { await sql.end({ timeout: 5 }) })
 }, { name: 'db' })

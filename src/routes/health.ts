@@ -54,7 +54,6 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ deadlineMs: number }> = async (a
         checks: { database: { status: 'fail', output: 'the database did not answer in time or refused the connection' }, table: skipped, policies: skipped }
       })
     }
-    app.store.policiesAsMirrored = report.policies.length === 0
     const check = (problems: string[]) => problems.length === 0
       ? { status: 'pass' as const }
       : { status: 'fail' as const, output: problems.join('; ') }

@@ -5,6 +5,7 @@ import type { HeartbeatRow } from '../domain/heartbeat.js'
 import { deriveLiveness, livenessHttpStatus, type GraceSettings, type HeartbeatReading, type Liveness, type Verdict } from '../domain/liveness.js'
 import { entityTag, heartbeatJson, noneMatch, type HeartbeatJson } from '../domain/representation.js'
 import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../errors.js'
+import { unauthorized } from '../auth/jwt.js'
 import { SERVICE_READER } from '../plugins/auth.js'
 import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, ProblemSchema, PUBLIC } from '../schemas.js'
 
@@ -93,7 +94,9 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
     preValidation: refuseLooseGrace,
     preHandler: app.requireRole('select')
   }, async (request, reply) => {
-    const reading = await app.store.read(request.principal ?? SERVICE_READER)
+    // Fails closed: without the principal the role gate sets, nothing is read (never as a stand-in reader).
+    if (request.principal === undefined) throw unauthorized('missing_token', 'This endpoint needs a bearer token (Authorization: Bearer <JWT>).', false)
+    const reading = await app.store.read(request.principal)
     if (!reading.reachable) throw databaseUnavailable()
     if (reading.row === null) throw heartbeatNotFound()
     const { liveness } = deriveLiveness(reading, graceFor(request.query.grace))

@@ -72,7 +72,7 @@ t.test('SIGTERM while requests wait on the database: they finish with 200, new o
   await eventually(() => server.logLines().some((l) => l.msg === 'shutting down'), 5000, 'the shutting down line')
   await delay(300)
   // While the five are still waiting: a new connection is refused (or, in the instant before the listener closes,
-  // answered 503 by Fastify's return503OnClosing); never served.
+  // answered 503 problem+json by plugins/closing.ts); never served.
   const late = await Promise.all([request(address, '/livez'), request(address, '/heartbeat/liveness')])
   t.comment(`new requests 300 ms after SIGTERM: ${late.map(statusOf).join(', ')}`)
   for (const answer of late) t.ok(answer === 'refused' || answer.status === 503, `refused or 503 (${statusOf(answer)})`)

@@ -1,0 +1,38 @@
+// GET /heartbeat serves only a caller its role gate let through. Were the gate ever left out (a refactor, a route
+// registered without it), the route must refuse, never read the row as some stand-in reader: fail closed.
+import Fastify from 'fastify'
+import t from 'tap'
+import { createSql } from '../../src/db/client.js'
+import { HeartbeatStore } from '../../src/db/store.js'
+import errorsPlugin from '../../src/plugins/errors.js'
+import heartbeatRoutes from '../../src/routes/heartbeat.js'
+import { SHARED_SCHEMAS } from '../../src/schemas.js'
+import { writeRow } from '../helpers/app.js'
+import { startTestDatabase } from '../helpers/database.js'
+
+const db = await startTestDatabase()
+t.teardown(db.close)
+await writeRow(db.admin)
+
+t.test('the heartbeat routes registered without the auth plugin\'s gate: 401, nothing read', async (t) => {
+  const sql = createSql(db.apiUrl, { poolMax: 2, statementTimeoutMs: 2000, prepare: true })
+  const app = Fastify()
+  t.teardown(async () => { await app.close(); await sql.end({ timeout: 1 }) })
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
+  await app.register(errorsPlugin)
+  // The one thing missing: a gate that lets everything through and sets no principal.
+  app.decorate('requireRole', () => async () => {})
+  app.decorateRequest('principal', undefined)
+  app.decorate('store', new HeartbeatStore(sql, { statementTimeoutMs: 2000 }))
+  await app.register(heartbeatRoutes, { grace: { graceSeconds: 60, graceFactor: 3 }, livenessPublic: true })
+
+  const res = await app.inject({ url: '/heartbeat' })
+  t.equal(res.statusCode, 401)
+  t.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
+  t.match(res.headers['www-authenticate'], /^Bearer /)
+  t.match(res.json(), { status: 401, code: 'missing_token' })
+  t.notMatch(res.body, /scheduler-/, 'no row data in the answer')
+  const head = await app.inject({ method: 'HEAD', url: '/heartbeat' })
+  t.equal(head.statusCode, 401, 'HEAD too')
+  t.equal((await app.inject({ url: '/heartbeat/liveness' })).statusCode, 200, 'while the public liveness still answers')
+})
