@@ -9,6 +9,13 @@
 //   2-shared     + concurrent reads of one role shared (started at once, not on the next event-loop turn)
 // (A step "pipelined", the transaction sent in one round trip on a reserved connection, was measured until issue 13
 // took it out: a transaction pooler can split it, and sharing carries the speed; see docs/performance.md.)
+//
+// With `--set defaults`, what issue 12's cheaper defaults bought, from before them to the app (cumulative):
+//   d0-before       LOG_REQUESTS=true (Fastify's two lines per request), @fastify/helmet per request, prom-client's
+//                   Counter and Histogram per request
+//   d1-quiet-logs   + successful requests not logged (the default, LOG_REQUESTS unset)
+//   d2-headers-once + security headers worked out once, set by one hook
+//   (the app)       + request metrics as plain numbers, rendered at scrape
 import { spawn, spawnSync } from 'node:child_process'
 import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -33,6 +40,38 @@ const variants: Record<string, Edit[]> = {
   '2-shared': [noDefer, ...noMemo]
 }
 
+/** @fastify/helmet as it was registered before issue 12 (same options), in place of the precomputed headers. */
+const helmetPerRequest: Edit = {
+  file: 'plugins/security-headers.ts',
+  from: /  const headers = helmetHeaders\(\)\n  app\.addHook\('onRequest'[\s\S]*?\n  \}\)\n/,
+  to: "  await app.register((await import('@fastify/helmet')).default, HELMET_OPTIONS as never)\n"
+}
+/** prom-client's own Counter and Histogram, observed on every request, in place of RequestMetrics. */
+const promClientPerRequest: Edit = {
+  file: 'plugins/metrics.ts',
+  from: '  private readonly requests = new RequestMetrics(this.registry)',
+  to: `  private readonly requests = (() => {
+    const names = ['method', 'route', 'status']
+    const counter = new Counter({ name: 'http_requests_total', help: 'requests', labelNames: names, registers: [this.registry] })
+    const histogram = new Histogram({ name: 'http_request_duration_seconds', help: 'latency', labelNames: names, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [this.registry] })
+    void RequestMetrics
+    return {
+      observe: (method: string, route: string, status: number, seconds: number | undefined) => {
+        const labels = { method, route, status: String(status) }
+        counter.inc(labels)
+        if (seconds !== undefined) histogram.observe(labels, seconds)
+      }
+    }
+  })()`
+}
+const promClientImport: Edit = { file: 'plugins/metrics.ts', from: 'Counter, Gauge, Registry', to: 'Counter, Gauge, Histogram, Registry' }
+
+const defaultsVariants: Record<string, { edits: Edit[], env: Record<string, string> }> = {
+  'd0-before': { edits: [helmetPerRequest, promClientPerRequest, promClientImport], env: { LOG_REQUESTS: 'true' } },
+  'd1-quiet-logs': { edits: [helmetPerRequest, promClientPerRequest, promClientImport], env: {} },
+  'd2-headers-once': { edits: [promClientPerRequest, promClientImport], env: {} }
+}
+
 async function build (name: string, edits: Edit[]): Promise<string> {
   const dir = path.join(VARIANTS, name)
   await rm(dir, { recursive: true, force: true })
@@ -41,6 +80,7 @@ async function build (name: string, edits: Edit[]): Promise<string> {
   await cp(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'))
   await symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'))
   await symlink(path.join(ROOT, 'db'), path.join(dir, 'db'))
+  await symlink(path.join(ROOT, 'public'), path.join(dir, 'public'))
   for (const edit of edits) {
     const file = path.join(dir, 'src', edit.file)
     const text = await readFile(file, 'utf8')
@@ -58,10 +98,22 @@ async function build (name: string, edits: Edit[]): Promise<string> {
   return dir
 }
 
-const dirs: string[] = []
-for (const [name, edits] of Object.entries(variants)) {
-  process.stderr.write(`building the ${name} variant…\n`)
-  dirs.push(await build(name, edits))
+const setIndex = process.argv.indexOf('--set')
+const set = setIndex === -1 ? 'read-path' : process.argv[setIndex + 1]
+const passed = setIndex === -1 ? process.argv.slice(2) : process.argv.slice(2).filter((_, i) => i !== setIndex - 2 && i !== setIndex - 1)
+const compared: Array<{ name: string, dir: string, env: Record<string, string> }> = []
+if (set === 'defaults') {
+  for (const [name, { edits, env }] of Object.entries(defaultsVariants)) {
+    process.stderr.write(`building the ${name} variant…\n`)
+    compared.push({ name, dir: await build(name, edits), env })
+  }
+} else if (set === 'read-path') {
+  for (const [name, edits] of Object.entries(variants)) {
+    process.stderr.write(`building the ${name} variant…\n`)
+    compared.push({ name, dir: await build(name, edits), env: {} })
+  }
+} else {
+  throw new Error(`--set must be read-path or defaults (got ${String(set)})`)
 }
-const bench = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/run.ts'), '--skip-startup', ...process.argv.slice(2), '--compare', dirs.join(',')], { stdio: 'inherit' })
+const bench = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/run.ts'), '--skip-startup', ...passed, '--compare-json', JSON.stringify(compared)], { stdio: 'inherit' })
 bench.on('exit', (code) => { process.exitCode = code ?? 1 })

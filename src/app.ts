@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { JWKS_DEFAULTS, streamRecheckMs } from './auth/jwks.js'
 import type { AppConfig, TrustProxy } from './config.js'
 import { clientErrorHandler, HTTP_LIMITS, type HttpLimits } from './http-limits.js'
+import { requestLogController } from './logging.js'
 import authLimitPlugin from './plugins/auth-limit.js'
 import authPlugin from './plugins/auth.js'
 import closingPlugin from './plugins/closing.js'
@@ -47,6 +48,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
       redact: { paths: ['req.headers.authorization', 'req.headers.apikey', 'req.headers.cookie'], censor: '[redacted]' },
       ...(options.logStream !== undefined ? { stream: options.logStream } : {})
     },
+    logController: requestLogController(config.logRequests),
     // request.ip (the failed-authentication limit's key, the audit line's ip) is the forwarded client address only
     // through the proxies TRUST_PROXY names.
     trustProxy: trustProxyOption(config.trustProxy),

@@ -43,6 +43,7 @@ export const EnvSchema = Type.Object({
   DB_STATEMENT_TIMEOUT_MS: Int(5000, 100, 600000, 'how long a database call may take before the answer is 503'),
   DB_PREPARE: Bool(true, 'use prepared statements (false behind a transaction pooler such as Supabase port 6543)'),
   LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info', description: `one of ${LOG_LEVELS.join(', ')}` }),
+  LOG_REQUESTS: Bool(false, 'log every request (an incoming and a completed line); false: only answers of 400 and above, one line each'),
   LOG_FORMAT: Type.Optional(Type.Union(LOG_FORMATS.map((format) => Type.Literal(format)), { description: 'json or pretty (unset: pretty when standard output is a terminal, json otherwise)' })),
   DATA_DIR: Type.String({ default: '.data', minLength: 1, description: 'where the embedded server and the development secret live' }),
   DEMO_SCHEDULER: Bool(true, 'run the demo scheduler (embedded mode only)'),
@@ -66,6 +67,8 @@ export interface Config {
   grace: { graceSeconds: number, graceFactor: number }
   db: { poolMax: number, statementTimeoutMs: number, prepare: boolean }
   logLevel: typeof LOG_LEVELS[number]
+  /** false: only 4xx and 5xx answers are logged, one line each (src/logging.ts). */
+  logRequests: boolean
   /** Unset: decided by whether standard output is a terminal (src/logging.ts). */
   logFormat: typeof LOG_FORMATS[number] | undefined
   dataDir: string
@@ -173,6 +176,7 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
     grace: { graceSeconds: num('STALE_GRACE_SECONDS'), graceFactor: num('STALE_GRACE_FACTOR') },
     db: { poolMax: num('DB_POOL_MAX'), statementTimeoutMs: num('DB_STATEMENT_TIMEOUT_MS'), prepare: bool('DB_PREPARE') },
     logLevel: v.LOG_LEVEL as Config['logLevel'],
+    logRequests: bool('LOG_REQUESTS'),
     logFormat: v.LOG_FORMAT as Config['logFormat'],
     dataDir: str('DATA_DIR') as string,
     demo: { enabled: bool('DEMO_SCHEDULER'), intervalSeconds: num('DEMO_INTERVAL_SECONDS') },

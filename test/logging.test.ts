@@ -49,7 +49,7 @@ const addressIn = (output: string): string => /Server listening at (http:\/\/127
 t.test('on a terminal: readable lines, the start banner as before, and JSON when LOG_FORMAT=json', needs(script, 'script', 'bsdutils'), async (t) => {
   t.test('the embedded default, LOG_FORMAT unset', async (t) => {
     const dataDir = await embeddedDataDir(t, 'eva-logging-')
-    const server = onTerminal(t, { DATA_DIR: dataDir, PORT: '0', DEMO_INTERVAL_SECONDS: '1' })
+    const server = onTerminal(t, { DATA_DIR: dataDir, PORT: '0', DEMO_INTERVAL_SECONDS: '1', LOG_REQUESTS: 'true' })
     await eventually(() => server.output().includes('API docs:'), 60_000, 'the banner')
     const address = addressIn(server.output())
     t.match(address, /^http:/, 'the listening line is readable')
@@ -84,7 +84,7 @@ t.test('without a terminal, LOG_FORMAT=pretty: readable lines, no colours', asyn
   const db = await startTestDatabase()
   t.teardown(db.close)
   await writeRow(db.admin)
-  const server = startServer(t, { DATABASE_URL: db.apiUrl, JWT_SECRET: TEST_SECRET, PORT: '0', LOG_FORMAT: 'pretty' })
+  const server = startServer(t, { DATABASE_URL: db.apiUrl, JWT_SECRET: TEST_SECRET, PORT: '0', LOG_FORMAT: 'pretty', LOG_REQUESTS: 'true' })
   await eventually(() => PRETTY_READY.test(server.stdout), 60_000, 'the ready line')
   t.equal((await fetch(`${addressIn(server.stdout)}/heartbeat/liveness`)).status, 200)
   await eventually(() => server.stdout.includes('request completed'), 10_000, 'the request logged')

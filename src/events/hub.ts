@@ -30,6 +30,12 @@ export interface StreamLease {
   recheck?: () => Promise<StreamEnd | undefined>
 }
 
+/**
+ * Clients written to in one go (about 10 ms of writes here): between slices the event loop serves whatever else is waiting (HTTP requests, a
+ * socket's close), so 10,000 streams do not hold a liveness request back for the whole broadcast (issue 12).
+ */
+export const DELIVERY_SLICE = 250
+
 /** setTimeout's longest delay; a later expiry is reached in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -52,6 +58,8 @@ export interface EventHubStats {
 export class EventHub {
   private readonly clients = new Set<Client>()
   private current: HeartbeatEvent | undefined
+  /** The current event as a frame: serialized once and written as it is to every client (10,000 of them, issue 12). */
+  private currentFrame = ''
   private pollTimer: NodeJS.Timeout | undefined
   private keepAliveTimer: NodeJS.Timeout | undefined
   private recheckTimer: NodeJS.Timeout | undefined
@@ -106,7 +114,7 @@ export class EventHub {
   private start (): void {
     this.polling = true
     const generation = ++this.generation
-    this.keepAliveTimer = setInterval(() => { this.broadcast(KEEP_ALIVE) }, this.options.keepAliveMs)
+    this.keepAliveTimer = setInterval(() => { void this.eachClient(generation, (client) => { client.sink.write(KEEP_ALIVE) }) }, this.options.keepAliveMs)
     if (this.options.recheckMs !== undefined) this.recheckTimer = setInterval(() => { this.recheckAll() }, this.options.recheckMs)
     void this.poll(generation)
   }
@@ -143,17 +151,26 @@ export class EventHub {
     }
     if (generation !== this.generation) return
     this.current = event
-    for (const client of this.clients) this.deliver(client, event)
+    this.currentFrame = formatEvent(event)
+    await this.eachClient(generation, (client) => { this.deliver(client, event) })
+  }
+
+  /** Calls `write` for every client connected now and still connected when its slice comes; stops on a stop. */
+  private async eachClient (generation: number, write: (client: Client) => void): Promise<void> {
+    const clients = [...this.clients]
+    for (let start = 0; start < clients.length; start += DELIVERY_SLICE) {
+      if (start > 0) {
+        await new Promise((resolve) => setImmediate(resolve))
+        if (generation !== this.generation) return
+      }
+      for (const client of clients.slice(start, start + DELIVERY_SLICE)) if (this.clients.has(client)) write(client)
+    }
   }
 
   private deliver (client: Client, event: HeartbeatEvent): void {
     if (client.lastId === event.id) return
     client.lastId = event.id
-    client.sink.write(formatEvent(event))
-  }
-
-  private broadcast (frame: string): void {
-    for (const client of this.clients) client.sink.write(frame)
+    client.sink.write(event === this.current ? this.currentFrame : formatEvent(event))
   }
 
   /** Ends one client's stream because its credential no longer holds: the reason first, then the end. */

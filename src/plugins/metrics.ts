@@ -2,10 +2,11 @@
 // as in the tests, never share or collide), the API's own request metrics, and the scheduler's gauges, which the
 // /metrics route sets from one reading and its verdict on every scrape.
 import fp from 'fastify-plugin'
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import { BREAKER_METRIC_STATES, type SchedulerSample } from '../domain/metrics.js'
 import { SCHEDULER_STATUSES } from '../domain/heartbeat.js'
 import { LIVENESS_STATES } from '../schemas.js'
+import { RequestMetrics } from './request-metrics.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,20 +28,7 @@ const NON_CONFORMING_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_r
 export class ApiMetrics {
   readonly registry = new Registry()
 
-  readonly httpRequests = new Counter({
-    name: 'http_requests_total',
-    help: 'HTTP requests answered by this API, by method, route template and status code',
-    labelNames: ['method', 'route', 'status'] as const,
-    registers: [this.registry]
-  })
-
-  readonly httpDuration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'Time to answer an HTTP request, by method, route template and status code (event streams excluded: they last as long as their client stays)',
-    labelNames: ['method', 'route', 'status'] as const,
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [this.registry]
-  })
+  private readonly requests = new RequestMetrics(this.registry)
 
   private readonly gauge = (name: string, help: string, labelNames: string[] = []): Gauge =>
     new Gauge({ name, help, labelNames, registers: [this.registry] })
@@ -78,9 +66,7 @@ export class ApiMetrics {
 
   /** `seconds` undefined: counted, but no latency (an event stream, whose length is the client's business). */
   observeRequest (method: string, route: string | undefined, status: number, seconds: number | undefined): void {
-    const labels = { method, route: route ?? UNMATCHED_ROUTE, status: String(status) }
-    this.httpRequests.inc(labels)
-    if (seconds !== undefined) this.httpDuration.observe(labels, seconds)
+    this.requests.observe(method, route ?? UNMATCHED_ROUTE, status, seconds)
   }
 
   /** Copies one scrape's sample into the gauges; a null value removes its series (see SchedulerSample). */
@@ -118,10 +104,13 @@ function setOrRemove (metric: Scalar, value: number | null): void {
 export default fp(async (app) => {
   const metrics = new ApiMetrics()
   app.decorate('metrics', metrics)
-  app.addHook('onResponse', async (request, reply) => {
+  // A callback, not an async function: no promise per request.
+  app.addHook('onResponse', (request, reply, done) => {
     // A stream's onResponse runs only when the server ends it (a client that leaves never gets one), so streams are
     // counted by their route when they open; refusals before the stream opened (401, 403, 400) are counted here.
-    if (request.routeOptions.config.stream === true && reply.statusCode === 200) return
-    metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000)
+    if (request.routeOptions.config.stream !== true || reply.statusCode !== 200) {
+      metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000)
+    }
+    done()
   })
 }, { name: 'metrics' })

@@ -1,8 +1,9 @@
-// Response headers for a JSON API (@fastify/helmet) and, only when CORS_ORIGINS lists origins, CORS (@fastify/cors).
-// /docs is the one HTML page: the swagger plugin gives it a policy of its own that lets the UI load (plugins/swagger.ts).
+// Response headers for a JSON API (helmet's, worked out once) and, only when CORS_ORIGINS lists origins, CORS
+// (@fastify/cors). /docs is the one HTML page: the swagger plugin gives it a policy of its own that lets the UI load
+// (plugins/swagger.ts); a route that sets one of these headers itself overrides it.
 import cors from '@fastify/cors'
-import helmet from '@fastify/helmet'
 import fp from 'fastify-plugin'
+import helmet, { type HelmetOptions } from 'helmet'
 
 export interface SecurityHeadersOptions {
   /** Empty: no CORS headers on any answer, and OPTIONS is not answered. */
@@ -18,18 +19,38 @@ export const CORS = {
   maxAgeSeconds: 600
 }
 
+export const HELMET_OPTIONS: Readonly<HelmetOptions> = {
+  // The answers are JSON, problem+json, health+json, Prometheus text and an event stream: nothing in them may load
+  // anything or be framed. (helmet's defaults are written for HTML pages.)
+  contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+  xFrameOptions: { action: 'deny' },
+  // Off: the service speaks plain HTTP (on loopback by default); HSTS belongs to whatever terminates TLS in front.
+  strictTransportSecurity: false
+  // Kept from helmet's defaults: X-Content-Type-Options nosniff, Cross-Origin-Resource-Policy same-origin,
+  // Cross-Origin-Opener-Policy same-origin, Referrer-Policy no-referrer, X-DNS-Prefetch-Control off,
+  // X-Permitted-Cross-Domain-Policies none, X-Download-Options noopen, Origin-Agent-Cluster, X-XSS-Protection 0,
+  // and no X-Powered-By (which Fastify never sends).
+}
+
+/**
+ * The headers helmet sets with these options, lower-cased. None depends on the request, so they are taken once
+ * from helmet itself instead of running it (and, through @fastify/helmet, building it again) on every request.
+ */
+export function helmetHeaders (options: Readonly<HelmetOptions> = HELMET_OPTIONS): Readonly<Record<string, string>> {
+  const headers: Record<string, string> = {}
+  const response = {
+    setHeader: (name: string, value: string | number | readonly string[]) => { headers[name.toLowerCase()] = String(value) },
+    removeHeader: () => {}
+  }
+  helmet(options)({} as never, response as never, () => {})
+  return Object.freeze(headers)
+}
+
 export default fp<SecurityHeadersOptions>(async (app, { corsOrigins }) => {
-  await app.register(helmet, {
-    // The answers are JSON, problem+json, health+json, Prometheus text and an event stream: nothing in them may load
-    // anything or be framed. (helmet's defaults are written for HTML pages.)
-    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-    xFrameOptions: { action: 'deny' },
-    // Off: the service speaks plain HTTP (on loopback by default); HSTS belongs to whatever terminates TLS in front.
-    strictTransportSecurity: false
-    // Kept from helmet's defaults: X-Content-Type-Options nosniff, Cross-Origin-Resource-Policy same-origin,
-    // Cross-Origin-Opener-Policy same-origin, Referrer-Policy no-referrer, X-DNS-Prefetch-Control off,
-    // X-Permitted-Cross-Domain-Policies none, X-Download-Options noopen, Origin-Agent-Cluster, X-XSS-Protection 0,
-    // and no X-Powered-By.
+  const headers = helmetHeaders()
+  app.addHook('onRequest', (_request, reply, done) => {
+    void reply.headers(headers)
+    done()
   })
   if (corsOrigins.length === 0) return
   await app.register(cors, {

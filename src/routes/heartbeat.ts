@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { HeartbeatRow } from '../domain/heartbeat.js'
-import { deriveLiveness, livenessHttpStatus, type GraceSettings, type Liveness } from '../domain/liveness.js'
+import { deriveLiveness, livenessHttpStatus, type GraceSettings, type HeartbeatReading, type Liveness, type Verdict } from '../domain/liveness.js'
 import { entityTag, heartbeatJson, noneMatch, type HeartbeatJson } from '../domain/representation.js'
 import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../errors.js'
 import { unauthorized } from '../auth/jwt.js'
@@ -61,6 +61,17 @@ function show (row: HeartbeatRow, liveness: Liveness): { heartbeat: HeartbeatJso
 const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async (app, options) => {
   const graceFor = (grace: number | undefined): GraceSettings =>
     grace === undefined ? options.grace : { ...options.grace, overrideSeconds: grace }
+  /**
+   * Liveness at the configured grace, derived once per reading: concurrent requests share one reading (see
+   * HeartbeatStore), and the verdict is a pure function of the reading and the grace. ?grace= derives its own.
+   */
+  const verdicts = new WeakMap<HeartbeatReading, Verdict>()
+  const livenessVerdict = (reading: HeartbeatReading, grace: number | undefined): Verdict => {
+    if (grace !== undefined) return deriveLiveness(reading, graceFor(grace))
+    let verdict = verdicts.get(reading)
+    if (verdict === undefined) verdicts.set(reading, verdict = deriveLiveness(reading, options.grace))
+    return verdict
+  }
 
   app.get('/heartbeat', {
     schema: {
@@ -122,7 +133,7 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
     ...(options.livenessPublic ? {} : { preHandler: app.requireRole('select') })
   }, async (request, reply) => {
     const reading = await app.store.read(request.principal ?? SERVICE_READER)
-    const { liveness, retryAfterSeconds } = deriveLiveness(reading, graceFor(request.query.grace))
+    const { liveness, retryAfterSeconds } = livenessVerdict(reading, request.query.grace)
     const code = livenessHttpStatus(liveness, request.query.strict ?? false)
     void reply.code(code).type(HEALTH_JSON).header('cache-control', 'no-store')
     if (code === 503) void reply.header('retry-after', String(retryAfterSeconds))

@@ -2,7 +2,7 @@
 // The database-backed behaviour is in test/routes/events.test.ts.
 import t from 'tap'
 import type { HeartbeatEvent } from '../../src/domain/events.js'
-import { EventHub, type EventSink } from '../../src/events/hub.js'
+import { DELIVERY_SLICE, EventHub, type EventSink } from '../../src/events/hub.js'
 import { delay, eventually } from '../helpers/wait.js'
 
 const INTERVAL_MS = 20
@@ -135,4 +135,23 @@ t.test('close ends every stream, waits for the read in flight, and ends later su
   hub.subscribe(late)
   t.ok(late.ended)
   t.same(hub.stats(), { clients: 0, polling: false, reads: 1 })
+})
+
+t.test('many clients: each gets one frame of the event, written in slices with the event loop free between them', async (t) => {
+  const control = controlledProduce()
+  const hub = hubWith(control)
+  const sinks = Array.from({ length: 2 * DELIVERY_SLICE + 7 }, () => new RecordingSink())
+  control.hold()
+  for (const sink of sinks) hub.subscribe(sink)
+  // A client that leaves while the broadcast is under way gets nothing more.
+  const leaving = new RecordingSink()
+  const leave = hub.subscribe(leaving)
+  let laterWork = -1
+  control.release()
+  // Queued before the hub's first pause: it runs once the first slice is written (in the read's own turn).
+  setImmediate(() => { laterWork = sinks.filter((sink) => sink.ids.length === 1).length; leave() })
+  await eventually(() => sinks.every((sink) => sink.ids.length === 1))
+  t.ok(laterWork >= DELIVERY_SLICE && laterWork < sinks.length, `other work ran part-way (after ${laterWork} of ${sinks.length} clients)`)
+  t.same(leaving.ids, [], 'the client that left in between got nothing')
+  t.ok(sinks.every((sink) => sink.frames[0] === sinks[0]?.frames[0]), 'the same frame for everyone')
 })
