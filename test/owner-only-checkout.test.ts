@@ -1,6 +1,6 @@
 // The embedded default from a checkout only root can enter (a clone under /root, or in a `mktemp -d` directory):
 // the process starts, answers liveness 200, and keeps its data across a restart. Run as a user runs it, from a
-// checkout of its own (src, db, package.json; node_modules linked, except the PostgreSQL binaries, copied inside).
+// checkout of its own (src, db, public, package.json; node_modules linked, except the PostgreSQL binaries, copied inside).
 import { lstatSync, readlinkSync } from 'node:fs'
 import { chmod, cp, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -15,7 +15,7 @@ t.test('from a checkout inside a mode-700 directory, as root: liveness 200, and 
   const closed = await mkdtemp(path.join(tmpdir(), 'eva-owner-only-'))
   await chmod(closed, 0o700)
   const app = path.join(closed, 'app')
-  for (const entry of ['src', 'db', 'package.json', 'tsconfig.json']) await cp(path.join(ROOT, entry), path.join(app, entry), { recursive: true })
+  for (const entry of ['src', 'db', 'public', 'package.json', 'tsconfig.json']) await cp(path.join(ROOT, entry), path.join(app, entry), { recursive: true })
   await mkdir(path.join(app, 'node_modules'))
   for (const entry of await readdir(path.join(ROOT, 'node_modules'))) {
     const from = path.join(ROOT, 'node_modules', entry)
