@@ -18,7 +18,8 @@ interface LogLine {
 const raw: string[] = []
 const everyLine: string[] = []
 const { app, db } = await startTestApp(t, {
-  env: { LOG_LEVEL: 'debug' },
+  // Every request logged (LOG_REQUESTS), so that the token check below sees the request lines too.
+  env: { LOG_LEVEL: 'debug', LOG_REQUESTS: 'true' },
   logStream: { write: (line: string) => { raw.push(line); everyLine.push(line) } }
 })
 const lines = (): LogLine[] => raw.map((line) => JSON.parse(line) as LogLine)
