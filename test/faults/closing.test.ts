@@ -41,7 +41,11 @@ function responses (text: string): RawResponse[] {
 }
 
 t.test('SIGTERM, then a request on a busy keep-alive connection: 503 problem+json with Retry-After', async (t) => {
-  const server = startServer(t, { DATABASE_URL: db.apiUrl, JWT_SECRET: TEST_SECRET, PORT: '0', LOG_LEVEL: 'info' })
+  // LOG_REQUESTS: the second request's arrival is seen in the log (its answer waits behind the first's on this
+  // connection); a long statement timeout: the first request waits on the lock for as long as this test needs.
+  const server = startServer(t, {
+    DATABASE_URL: db.apiUrl, JWT_SECRET: TEST_SECRET, PORT: '0', LOG_LEVEL: 'info', LOG_REQUESTS: 'true', DB_STATEMENT_TIMEOUT_MS: '60000'
+  })
   const { address } = await server.ready()
   const port = Number(new URL(address).port)
   const { authorization } = await bearer('authenticated')
