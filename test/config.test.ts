@@ -150,6 +150,10 @@ t.test('each bad value: one line that names the variable and what it expects', a
     ['TRUST_PROXY', '127.0.0.1,,::1', /proxy addresses and CIDRs/],
     ['TRUST_PROXY', 'proxy.internal', /proxy addresses and CIDRs/],
     ['TRUST_PROXY', '1.5', /proxy addresses and CIDRs/],
+    // @fastify/proxy-addr refuses a zero prefix; without this check the start failed with "invalid range on address".
+    ['TRUST_PROXY', '0.0.0.0/0', /proxy addresses and CIDRs/],
+    ['TRUST_PROXY', '::/0', /proxy addresses and CIDRs/],
+    ['TRUST_PROXY', '10.0.0.1, ::/0', /proxy addresses and CIDRs/],
     ['TRUST_PROXY', '101', /proxy addresses and CIDRs/]
   ]
   for (const [name, value, expects] of cases) {
