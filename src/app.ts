@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { JWKS_DEFAULTS, streamRecheckMs } from './auth/jwks.js'
 import type { AppConfig, TrustProxy } from './config.js'
 import { clientErrorHandler, HTTP_LIMITS, type HttpLimits } from './http-limits.js'
-import { requestLogController } from './logging.js'
+import { requestLogController, requestSerializer } from './logging.js'
 import authLimitPlugin from './plugins/auth-limit.js'
 import authPlugin from './plugins/auth.js'
 import closingPlugin from './plugins/closing.js'
@@ -53,6 +53,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
     logger: {
       level: config.logLevel,
       redact: { paths: ['req.headers.authorization', 'req.headers.apikey', 'req.headers.cookie'], censor: '[redacted]' },
+      serializers: { req: requestSerializer },
       ...(options.logStream !== undefined ? { stream: options.logStream } : {})
     },
     logController: requestLogController(config.logRequests),
