@@ -1,6 +1,7 @@
 // The environment, read once through one TypeBox schema into a frozen Config. A bad value stops the start with one
 // line that names the variable and says what it expects.
 import { isIP } from 'node:net'
+import { compile as compileProxyAddresses } from '@fastify/proxy-addr'
 import { Type, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseServiceApiKeys, type ConfiguredApiKey } from './auth/api-keys.js'
@@ -102,7 +103,17 @@ export function parseTrustProxy (text: string | undefined): TrustProxy | undefin
   if (/^(true|false)$/i.test(text)) return /^true$/i.test(text)
   if (/^\d+$/.test(text)) return Number(text) <= 100 ? Number(text) : undefined
   const entries = text.split(',').map((entry) => entry.trim())
-  return entries.every(isProxyAddress) ? entries : undefined
+  return entries.every(isProxyAddress) && compiles(entries) ? entries : undefined
+}
+
+/** Fastify compiles the list with @fastify/proxy-addr at start; what it refuses (a /0 prefix) is refused here, by name. */
+function compiles (entries: string[]): boolean {
+  try {
+    compileProxyAddresses(entries)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** What buildApp needs: a database to talk to and at least one way to verify tokens. */

@@ -150,6 +150,10 @@ t.test('each bad value: one line that names the variable and what it expects', a
     ['TRUST_PROXY', '127.0.0.1,,::1', /proxy addresses and CIDRs/],
     ['TRUST_PROXY', 'proxy.internal', /proxy addresses and CIDRs/],
     ['TRUST_PROXY', '1.5', /proxy addresses and CIDRs/],
+    // @fastify/proxy-addr refuses a zero prefix; without this check the start failed with "invalid range on address".
+    ['TRUST_PROXY', '0.0.0.0/0', /proxy addresses and CIDRs/],
+    ['TRUST_PROXY', '::/0', /proxy addresses and CIDRs/],
+    ['TRUST_PROXY', '10.0.0.1, ::/0', /proxy addresses and CIDRs/],
     ['TRUST_PROXY', '101', /proxy addresses and CIDRs/]
   ]
   for (const [name, value, expects] of cases) {
@@ -180,6 +184,10 @@ t.test('SERVICE_API_KEYS: secret keys, optionally named, kept as digests; a bad 
   t.equal(keys[1]?.id, keys[1]?.fingerprint, 'an unnamed key is named by its fingerprint')
   t.notMatch(JSON.stringify(keys), /sb_secret_/, 'the config holds no key, only digests')
   t.equal(loadConfig({ DATABASE_URL, SERVICE_API_KEYS: named }).serviceApiKeys.length, 1, 'keys alone are a way to authenticate')
+  // Spaces around the colon belong to neither the name nor the key.
+  const spaced = loadConfig({ SERVICE_API_KEYS: `ops: ${named}, ci :  ${unnamed}` }).serviceApiKeys
+  t.same(spaced.map((key) => key.id), ['ops', 'ci'], '`ops: key` and `ci : key` name ops and ci')
+  t.equal(spaced[0]?.sha256, keys[0]?.sha256, 'the key after `ops: ` is the key itself, without the space')
   const cases: Array<[string, RegExp]> = [
     ['sb_publishable_0123456789abcdefXYZ', /entry 1 is a publishable key/],
     ['sb_secret_short', /entry 1 is not a secret key/],

@@ -48,6 +48,18 @@ t.test('default: successful answers write no line; 4xx and 5xx one line each, wi
   t.notOk(JSON.stringify(lines).includes(reader.authorization.slice(7)), 'no token in the log')
 })
 
+t.test('credentials in the query string (apikey, access_token, token, jwt, any case) never reach the log', async (t) => {
+  const { app, lines } = await appLoggingTo(t, {})
+  const key = 'sb_secret_0123456789abcdefghijklmnopqrstuvwxyzAB'
+  const res = await app.inject({ url: `/heartbeat?apikey=${key}&vsn=1.0.0&Access_Token=${key}x&%74oken=${key}y&JWT=${key}z` })
+  t.equal(res.statusCode, 401, 'refused, so logged at info')
+  const completed = lines.filter((line) => line.msg === 'request completed')
+  t.equal(completed.length, 1)
+  t.equal(completed[0]?.req?.url, '/heartbeat?apikey=[redacted]&vsn=1.0.0&Access_Token=[redacted]&%74oken=[redacted]&JWT=[redacted]',
+    'the values replaced, the other parameters as sent')
+  t.notOk(JSON.stringify(lines).includes('sb_secret_'), 'no part of the key anywhere in the log')
+})
+
 t.test('default: a 5xx is logged too', async (t) => {
   // A database that is not there: the liveness verdict is unknown, answered 503.
   const lines: Line[] = []

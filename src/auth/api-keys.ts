@@ -28,8 +28,9 @@ export function parseServiceApiKeys (text: string): ConfiguredApiKey[] | string 
   const keys: ConfiguredApiKey[] = []
   for (const [index, entry] of text.split(',').map((part) => part.trim()).entries()) {
     const colon = entry.indexOf(':')
-    const name = colon === -1 ? undefined : entry.slice(0, colon)
-    const key = colon === -1 ? entry : entry.slice(colon + 1)
+    // `ops: sb_secret_…` is how people write a pair: the spaces around the colon are not part of either.
+    const name = colon === -1 ? undefined : entry.slice(0, colon).trim()
+    const key = colon === -1 ? entry : entry.slice(colon + 1).trim()
     const which = `entry ${index + 1}`
     if (name !== undefined && !NAME.test(name)) return `${which}: a name is 1 to 64 letters, digits, _ . or - before the colon`
     if (key.startsWith(PUBLISHABLE_KEY_PREFIX)) return `${which} is a publishable key (sb_publishable_…), which grants nothing: use a secret key`

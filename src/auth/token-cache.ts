@@ -5,7 +5,8 @@
 // - HS256: the secret is fixed for the life of the process, so its tokens can only expire;
 // - JWKS_URL: a cached token signed by a JWKS key is used only while jose's copy of the key set is fresh (its
 //   cache max age); once stale, the token is verified again, which makes jose fetch the set anew. Whenever a
-//   verification finds a key set different from the one seen before, every cached token is forgotten.
+//   verification finds a key set different from the one seen before, every token a JWKS key verified is forgotten
+//   (HS256 tokens stay: their secret did not change).
 // So a key removed from the JWKS stops working exactly when it would without this cache: at jose's next fetch.
 import { LRUCache } from 'lru-cache'
 import type { TokenVerifier, VerifiedToken } from './jwt.js'
@@ -44,12 +45,26 @@ export class TokenCache {
   peek (token: string): VerifiedToken | undefined {
     const entry = this.entries.get(token)
     if (entry === undefined) return undefined
-    // jose's own rule: expired when exp <= now - tolerance, now in whole seconds.
-    const expired = entry.exp <= Math.floor(Date.now() / 1000) - this.tolerance
+    const expired = this.expired(entry)
     const keysStale = entry.fromKeySet && this.verifier.keySet?.fresh !== true
     if (!expired && !keysStale) return entry.verified
     this.entries.delete(token)
     return undefined
+  }
+
+  /**
+   * Whether the token was verified before and has not expired, whatever the age of the key set; changes nothing.
+   * For the failed-authentication limit only: a known token is not a guess, and verify() still refuses it if its key
+   * was removed. peek() would drop a JWKS token once the key set is stale, locking its holder out behind the limit.
+   */
+  known (token: string): boolean {
+    const entry = this.entries.peek(token)
+    return entry !== undefined && !this.expired(entry)
+  }
+
+  // jose's own rule: expired when exp <= now - tolerance, now in whole seconds.
+  private expired (entry: Entry): boolean {
+    return entry.exp <= Math.floor(Date.now() / 1000) - this.tolerance
   }
 
   /** As TokenVerifier.verify; refusals are thrown as they are and never remembered. */
@@ -70,13 +85,15 @@ export class TokenCache {
     }
   }
 
-  /** Empties the cache when the key set differs from the one seen before; true when it did. */
+  /** Forgets the JWKS-verified tokens when the key set differs from the one seen before; true when it did. */
   private noticeKeyChange (): boolean {
     const current = this.verifier.keySet?.jwks()
     if (current === undefined) return false
     const text = JSON.stringify(current)
     const changed = this.keySetSeen !== undefined && text !== this.keySetSeen
-    if (changed) this.entries.clear()
+    if (changed) {
+      for (const [token, entry] of this.entries.entries()) if (entry.fromKeySet) this.entries.delete(token)
+    }
     this.keySetSeen = text
     return changed
   }

@@ -87,13 +87,27 @@ function positiveSeconds (name: string, text: string | undefined, fallback: numb
 
 const given = (text: string | undefined): string | undefined => text === undefined || text.trim() === '' ? undefined : text.trim()
 
+/**
+ * A credential must be sendable as a header value: a line break (a two-line key file) or another control or non-ASCII
+ * character makes fetch throw an error that quotes the value, which would then be printed as "cannot reach".
+ */
+function checkedCredential (value: string | undefined, from: string): string | undefined {
+  if (value !== undefined && !/^[\x21-\x7e]+$/.test(value)) {
+    throw usage(`${from} holds a character a header cannot carry (a line break, a space, a control or non-ASCII character): give the token or key alone, on one line`)
+  }
+  return value
+}
+
 /** A token or a secret API key, never both (the API refuses the pair as ambiguous): an option beats the environment. */
 function credentialFor (values: Values, env: Env): { token?: string, apiKey?: string } {
-  const token = given(values.token)
-  const apiKey = given(values['api-key'])
+  const token = checkedCredential(given(values.token), '--token')
+  const apiKey = checkedCredential(given(values['api-key']), '--api-key')
   if (token !== undefined && apiKey !== undefined) throw usage('give --token or --api-key, not both')
   if (token !== undefined || apiKey !== undefined) return { token, apiKey }
-  const fromEnv = { token: given(env.EVA_HEARTBEAT_TOKEN), apiKey: given(env.EVA_HEARTBEAT_API_KEY) }
+  const fromEnv = {
+    token: checkedCredential(given(env.EVA_HEARTBEAT_TOKEN), 'EVA_HEARTBEAT_TOKEN'),
+    apiKey: checkedCredential(given(env.EVA_HEARTBEAT_API_KEY), 'EVA_HEARTBEAT_API_KEY')
+  }
   if (fromEnv.token !== undefined && fromEnv.apiKey !== undefined) {
     throw usage('EVA_HEARTBEAT_TOKEN and EVA_HEARTBEAT_API_KEY are both set: unset one, or pass --token or --api-key')
   }

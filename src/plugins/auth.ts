@@ -117,7 +117,8 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
     const key = credential?.kind === 'api_key' ? keys.match(credential.key) : undefined
     // The limit bounds the signatures others can make us check. A configured key or a token verified before costs
     // none, so its holder is never refused because of other requests' failures from the same address (a proxy's).
-    const free = key !== undefined || (credential?.kind === 'jwt' && tokens.peek(credential.token) !== undefined)
+    // known(), not peek(): a JWKS token must stay exempt once the key set is stale, so that its check can refresh it.
+    const free = key !== undefined || (credential?.kind === 'jwt' && tokens.known(credential.token))
     if (!free) await app.authFailures.refuseIfLimited(request)
     try {
       if (credential === undefined) throw unreadable

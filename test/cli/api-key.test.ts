@@ -53,3 +53,25 @@ t.test('a key and a token together: a usage error (exit 2), nothing sent', async
   t.equal(result.code, 2)
   t.match(result.stderr, /or a secret API key: --api-key or EVA_HEARTBEAT_API_KEY/)
 })
+
+t.test('a credential a header cannot carry: a usage error (exit 2) that names where it came from, never the value', async (t) => {
+  await writeRow(db.admin)
+  const before = await rowText(db.admin)
+  const twoLines = `${KEY}\nsb_secret_SecondLineOfTheFile0123`
+  const cases: Array<[string[], Record<string, string>, string]> = [
+    [['pause', '--reason', 'x', '--api-key', twoLines], {}, '--api-key'],
+    [['pause', '--reason', 'x', '--token', 'eyJhbGciOiJIUzI1NiJ9.é.sig'], {}, '--token'],
+    [['pause', '--reason', 'x'], { EVA_HEARTBEAT_API_KEY: twoLines }, 'EVA_HEARTBEAT_API_KEY'],
+    [['status'], { EVA_HEARTBEAT_TOKEN: 'eyJ0eXAi OiJKV1Qi' }, 'EVA_HEARTBEAT_TOKEN']
+  ]
+  for (const [args, env, from] of cases) {
+    const result = await run(args, env)
+    t.equal(result.code, 2, `${from}: exit 2`)
+    t.match(result.stderr, `${from} holds a character a header cannot carry`, `${from}: says what is wrong and where`)
+    t.notMatch(result.stderr, /cannot reach/, `${from}: not reported as the network`)
+    t.notMatch(result.stderr, /N7UND0Ug|SecondLine|eyJ/, `${from}: no part of the value`)
+  }
+  t.equal(await rowText(db.admin), before, 'nothing was sent')
+  const trailing = await run(['pause', '--reason', 'one-line file', '--api-key', `${KEY}\n`])
+  t.equal(trailing.code, 0, 'a key file\'s final newline alone is trimmed, and the key works')
+})
