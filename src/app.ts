@@ -93,7 +93,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
 
   await app.register(heartbeatRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })
   await app.register(adminRoutes, { grace: config.grace })
-  await app.register(healthRoutes, { deadlineMs: config.db.statementTimeoutMs + 500 })
+  await app.register(healthRoutes, { statementTimeoutMs: config.db.statementTimeoutMs })
   await app.register(metricsRoutes, { grace: config.grace, metricsPublic: config.metricsPublic })
   await app.register(eventsRoutes, { retryMs: EVENTS_RETRY_MS })
   await app.register(statusRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })

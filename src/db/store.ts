@@ -133,7 +133,7 @@ export class HeartbeatStore {
    * policy version other than the one last compared, and the app once it is ready. Never rejects.
    */
   async checkPolicies (): Promise<void> {
-    this.recheck ??= withDeadline(readPolicyVersion(this.sql), this.deadlineMs)
+    this.recheck ??= withDeadline(readPolicyVersion(this.sql, { statementTimeoutMs: this.settings.statementTimeoutMs }), this.deadlineMs)
       .then((check) => { this.policies = check }, () => {
         // Unreadable now (the database is down): the next read that finds a version it does not know asks again.
       })
