@@ -74,12 +74,19 @@ export class HeartbeatStore {
    * sending it again is safe).
    */
   async update (who: DbIdentity, changes: HeartbeatChanges, precondition?: (current: LockedHeartbeat) => void): Promise<HeartbeatChange | null> {
+    let change: Promise<HeartbeatChange | null> | undefined
+    let settled = false
     try {
-      return await this.deadline(async (signal) =>
-        await updateHeartbeat(this.sql, who, changes, precondition, { signal, statementTimeoutMs: this.settings.statementTimeoutMs }))
+      return await this.deadline(async (signal) => {
+        change = updateHeartbeat(this.sql, who, changes, precondition, { signal, statementTimeoutMs: this.settings.statementTimeoutMs })
+        return await change.finally(() => { settled = true })
+      })
     } finally {
       // A read in flight may have started before this write: reads asked for from now on start after it.
       this.reads.forget()
+      // Abandoned at the deadline, the change may still commit (its UPDATE or COMMIT was already sent): a read started
+      // in between could then serve the row from before it to callers who come after. Forget again once it settles.
+      if (!settled) void change?.then(() => { this.reads.forget() }, () => { this.reads.forget() })
     }
   }
 
