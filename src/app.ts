@@ -88,8 +88,10 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   for (const schema of [...SHARED_SCHEMAS, ReadinessSchema, ShieldsEndpointSchema]) app.addSchema(schema)
 
   await app.register(errorsPlugin)
-  await app.register(closingPlugin)
+  // Security headers before the closing plugin: its onRequest hook answers 503 during shutdown, and hooks run in the
+  // order registered, so that 503 carries the headers too. Neither has a preClose of its own to order.
   await app.register(securityHeadersPlugin, { corsOrigins: config.corsOrigins })
+  await app.register(closingPlugin)
   await app.register(metricsPlugin)
   await app.register(dbPlugin, { url: config.databaseUrl, settings: config.db })
   await app.register(authLimitPlugin, { limit: config.authFailureLimitPerMinute, windowMs: limits.authFailureWindowMs })
@@ -103,7 +105,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
 
   await app.register(heartbeatRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })
   await app.register(adminRoutes, { grace: config.grace })
-  await app.register(healthRoutes, { deadlineMs: config.db.statementTimeoutMs + 500 })
+  await app.register(healthRoutes, { statementTimeoutMs: config.db.statementTimeoutMs })
   await app.register(metricsRoutes, { grace: config.grace, metricsPublic: config.metricsPublic })
   await app.register(eventsRoutes, { retryMs: EVENTS_RETRY_MS })
   await app.register(statusRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import postgres from 'postgres'
 import { ConfigError, loadConfig, type AppConfig, type Config } from './config.js'
 import { checkSchema } from './db/catalog.js'
+import { withDeadline } from './db/errors.js'
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './db/embedded.js'
 import { DemoScheduler } from './demo/scheduler.js'
 import { loadOrCreateDevSecret } from './dev-secret.js'
@@ -41,10 +42,14 @@ async function closeAll (opened: Opened): Promise<void> {
 async function checkExternalDatabase (config: Config & { databaseUrl: string }): Promise<void> {
   // As the API's own pool connects (db/client.ts): no prepared statements where DB_PREPARE=false says a transaction
   // pooler is in between, and no array-types query at connection start.
-  const sql = postgres(config.databaseUrl, { max: 1, connect_timeout: 10, prepare: config.db.prepare, fetch_types: false, onnotice: () => {} })
+  const connectSeconds = 10
+  const sql = postgres(config.databaseUrl, { max: 1, connect_timeout: connectSeconds, prepare: config.db.prepare, fetch_types: false, onnotice: () => {} })
   let problems: string[]
   try {
-    const report = await checkSchema(sql)
+    // The statement timeout, as the pool's: a lock held on the table would keep the start waiting for ever; the
+    // deadline covers a server that accepts the connection and then never answers.
+    const { statementTimeoutMs } = config.db
+    const report = await withDeadline(checkSchema(sql, { statementTimeoutMs }), connectSeconds * 1000 + statementTimeoutMs + 500)
     problems = [...report.table, ...report.policies]
   } catch (error) {
     fail(`DATABASE_URL: cannot check the table: ${messageOf(error)}`)

@@ -10,6 +10,7 @@ import t from 'tap'
 import { freePort } from '../src/db/local-postgres.js'
 import { bearer, TEST_SECRET, token, writeRow } from './helpers/app.js'
 import { startTestDatabase } from './helpers/database.js'
+import { holdTableLock } from './helpers/faults.js'
 import { embeddedDataDir, environment, ROOT, startServer as start, type Exit, type Tap } from './helpers/server-process.js'
 import { delay } from './helpers/wait.js'
 
@@ -61,6 +62,16 @@ t.test('DATABASE_URL at a database that does not answer: one line, exit 1', asyn
   const { exit, stderr } = await runToEnd(t, { DATABASE_URL: `postgres://authenticator@127.0.0.1:${port}/postgres`, JWT_SECRET: TEST_SECRET })
   t.same(exit, { code: 1, signal: null })
   oneLine(t, stderr, /^eva-heartbeat-api: DATABASE_URL: cannot check the table: .*ECONNREFUSED/)
+})
+
+t.test('DATABASE_URL at a database whose table is locked: the check gives up at the statement timeout, exit 1', async (t) => {
+  const db = await startTestDatabase()
+  t.teardown(db.close)
+  const lock = await holdTableLock(db.admin)
+  t.teardown(lock.release)
+  const { exit, stderr } = await runToEnd(t, { DATABASE_URL: db.server.url, JWT_SECRET: TEST_SECRET, PORT: '0', DB_STATEMENT_TIMEOUT_MS: '1000' })
+  t.same(exit, { code: 1, signal: null }, 'ends by itself rather than waiting for the lock')
+  oneLine(t, stderr, /^eva-heartbeat-api: DATABASE_URL: cannot check the table: .*statement timeout/)
 })
 
 t.test('DATABASE_URL at a migrated database: serves, and SIGTERM ends it with exit 0', async (t) => {

@@ -3,7 +3,7 @@
 import type { Sql, TransactionSql } from 'postgres'
 import { comparePolicies, type CatalogPolicy } from '../domain/policies.js'
 import { compareTable, type CatalogColumn, type CatalogTable } from '../domain/table.js'
-import { transaction } from './transaction.js'
+import { transaction, type LocalSettings } from './transaction.js'
 
 export async function readCatalogTable (sql: Sql | TransactionSql): Promise<CatalogTable> {
   const [table] = await sql<Array<{ oid: number, relrowsecurity: boolean }>>`
@@ -37,12 +37,13 @@ export interface SchemaReport { table: string[], policies: string[] }
 
 /**
  * The table's shape against the seed and its policies against the API's mirror; empty lists when all agree. One
- * transaction, one statement at a time: never statements in parallel on one connection (see transaction.ts).
+ * transaction, one statement at a time: never statements in parallel on one connection (see transaction.ts). Give
+ * it a statement timeout: pg_get_expr and pg_policies take ACCESS SHARE on the table, and wait behind any lock on it.
  */
-export async function checkSchema (sql: Sql): Promise<SchemaReport> {
+export async function checkSchema (sql: Sql, settings: LocalSettings = {}): Promise<SchemaReport> {
   return await transaction(sql, async (tx) => {
     const table = await readCatalogTable(tx)
     const policies = table.exists ? comparePolicies(await readCatalogPolicies(tx)) : []
     return { table: compareTable(table), policies }
-  })
+  }, settings)
 }

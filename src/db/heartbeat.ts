@@ -1,18 +1,18 @@
 // The heartbeat queries. Every one runs in a transaction that first takes the caller's role and claims, as
 // PostgREST does, so the table's real RLS policies decide a second time what the API already decided.
 //
-// Nothing here depends on the session's state: the role, the claims and the statement timeout are set in each
-// transaction, local to it (set_config(…, true)), and every timestamp is read as a number (milliseconds since the
-// epoch) rather than as timestamptz's text, which follows DateStyle and TimeZone. Those can be set on the server, the
-// database, the login role or by a pooler, and `SQL, DMY` would turn 2 December into 12 February (and the 13th into
-// no date at all). A number reads the same under every setting, and through any pooler, which may hand the
-// transaction a server connection that another client configured.
+// Nothing here depends on the session's state: the role, the claims, the statement timeout and extra_float_digits
+// are set in each transaction, local to it (set_config(…, true)), and every timestamp is read as a number
+// (milliseconds since the epoch) rather than as timestamptz's text, which follows DateStyle and TimeZone. Those can be
+// set on the server, the database, the login role or by a pooler, and `SQL, DMY` would turn 2 December into
+// 12 February (and the 13th into no date at all). A number reads the same under every setting, and through any
+// pooler, which may hand the transaction a server connection that another client configured.
 import type { Fragment, Sql, TransactionSql } from 'postgres'
 import type { HeartbeatRow } from '../domain/heartbeat.js'
 import { WRITABLE_FIELDS, type HeartbeatChanges } from '../domain/patch.js'
 import type { ApiRole } from '../domain/policies.js'
 import { policyVersionSql } from './policy-version.js'
-import { transaction } from './transaction.js'
+import { localTimeout, transaction, type LocalSettings } from './transaction.js'
 
 export interface DbIdentity {
   role: ApiRole
@@ -26,11 +26,9 @@ export interface HeartbeatSnapshot {
   now: Date
 }
 
-export interface TransactionOptions {
+export interface TransactionOptions extends LocalSettings {
   /** Aborted once the caller has been answered (see HeartbeatStore): work that has not started yet sends nothing. */
   signal?: AbortSignal
-  /** The server's statement_timeout for the transaction's statements (unset: the session's). */
-  statementTimeoutMs?: number
 }
 
 /** A row as the queries below return it: timestamps as milliseconds since the epoch. */
@@ -62,12 +60,15 @@ function rowColumns (tx: TransactionSql): Fragment {
 
 /** `work` in one transaction as `who`, its statements awaited one by one: nothing a pooler could split. */
 export async function asRole<T> (sql: Sql, who: DbIdentity, work: (tx: TransactionSql) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  // The timeout goes in the role's statement (one round trip), not through transaction()'s own first statement.
   return await transaction(sql, async (tx) => {
     options.signal?.throwIfAborted()
-    const timeout = options.statementTimeoutMs === undefined
-      ? tx``
-      : tx`, set_config('statement_timeout', ${String(options.statementTimeoutMs)}, true)`
-    await tx`select set_config('role', ${who.role}, true), set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true)${timeout}`
+    // extra_float_digits: epochMs is a float8, whose text drops significant digits when the setting is -3 or less (on
+    // the server, the database or the role, like DateStyle): at -3 times round to 10 ms, at -15 every time reads 2e+12.
+    // Any value from 0 up prints a 13-digit integer exactly; set here, local to the transaction, it holds through a
+    // pooler too (int8 would need a Number() of postgres.js's string at every column: one setting is simpler).
+    await tx`select set_config('role', ${who.role}, true), set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true),
+      set_config('extra_float_digits', '3', true)${localTimeout(tx, options)}`
     return await work(tx)
   })
 }

@@ -4,7 +4,7 @@
 // only a new stamp sends the store to compare the policies with the mirror again.
 import type { Fragment, Sql, TransactionSql } from 'postgres'
 import { comparePolicies, type CatalogPolicy } from '../domain/policies.js'
-import { transaction } from './transaction.js'
+import { transaction, type LocalSettings } from './transaction.js'
 
 /** The stamp as an SQL expression, to embed in a statement so that it is read in that statement's snapshot. */
 export function policyVersionSql (sql: Sql | TransactionSql): Fragment {
@@ -19,13 +19,14 @@ export interface PolicyCheck {
 }
 
 /** The stamp and whether the policies it stands for are the mirror's, read together in one statement. */
-export async function readPolicyVersion (sql: Sql): Promise<PolicyCheck> {
-  // In a transaction of its own, as every statement of the API's pool (see transaction.ts).
+export async function readPolicyVersion (sql: Sql, settings: LocalSettings = {}): Promise<PolicyCheck> {
+  // In a transaction of its own, as every statement of the API's pool (see transaction.ts), with a statement timeout:
+  // pg_policies takes ACCESS SHARE on the table, so it waits behind a lock on it.
   const [row] = await transaction(sql, async (tx) => await tx<Array<{ version: string, policies: CatalogPolicy[] }>>`
     select ${policyVersionSql(tx)} as version,
       (select coalesce(json_agg(p order by p.policyname), '[]')
        from (select policyname, permissive, roles::text[] as roles, cmd, qual, with_check
-             from pg_catalog.pg_policies where schemaname = 'public' and tablename = 'eva_scheduler_heartbeat') p) as policies`)
+             from pg_catalog.pg_policies where schemaname = 'public' and tablename = 'eva_scheduler_heartbeat') p) as policies`, settings)
   if (row === undefined) throw new Error('the policy query returned no row')
   return { version: row.version, asMirrored: comparePolicies(row.policies).length === 0 }
 }

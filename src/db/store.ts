@@ -5,13 +5,17 @@ import type { HeartbeatReading } from '../domain/liveness.js'
 import type { ApiRole } from '../domain/policies.js'
 import { DatabaseTimeoutError, isDatabaseUnavailable, withDeadline } from './errors.js'
 import type { HeartbeatChanges } from '../domain/patch.js'
-import { readHeartbeat, updateHeartbeat, type DbIdentity, type HeartbeatChange, type HeartbeatSnapshot, type LockedHeartbeat } from './heartbeat.js'
+import { readHeartbeat, updateHeartbeat, type DbIdentity, type HeartbeatChange, type LockedHeartbeat } from './heartbeat.js'
 import { InFlight } from './in-flight.js'
 import { readPolicyVersion, type PolicyCheck } from './policy-version.js'
 import { isConnectionLost } from './transaction.js'
 
 interface SharedRead {
-  snapshot: HeartbeatSnapshot
+  /**
+   * Made once per read and handed as it is to every caller that shares the read: the routes derive the verdict once
+   * per reading object (a WeakMap keyed on it), which a new object per caller would defeat.
+   */
+  reading: HeartbeatReading & { reachable: true }
   /** The policies were the mirror's (both USING (true)) in the very statement that read the row. */
   mirrored: boolean
   /** Whose role and claims the read was made with. */
@@ -55,8 +59,7 @@ export class HeartbeatStore {
 
   async read (who: DbIdentity): Promise<HeartbeatReading> {
     try {
-      const { row, now } = await this.snapshot(who)
-      return { reachable: true, row, now }
+      return await this.snapshot(who)
     } catch (error) {
       if (isDatabaseUnavailable(error)) return { reachable: false, checkedAt: new Date() }
       throw error
@@ -71,26 +74,33 @@ export class HeartbeatStore {
    * sending it again is safe).
    */
   async update (who: DbIdentity, changes: HeartbeatChanges, precondition?: (current: LockedHeartbeat) => void): Promise<HeartbeatChange | null> {
+    let change: Promise<HeartbeatChange | null> | undefined
+    let settled = false
     try {
-      return await this.deadline(async (signal) =>
-        await updateHeartbeat(this.sql, who, changes, precondition, { signal, statementTimeoutMs: this.settings.statementTimeoutMs }))
+      return await this.deadline(async (signal) => {
+        change = updateHeartbeat(this.sql, who, changes, precondition, { signal, statementTimeoutMs: this.settings.statementTimeoutMs })
+        return await change.finally(() => { settled = true })
+      })
     } finally {
       // A read in flight may have started before this write: reads asked for from now on start after it.
       this.reads.forget()
+      // Abandoned at the deadline, the change may still commit (its UPDATE or COMMIT was already sent): a read started
+      // in between could then serve the row from before it to callers who come after. Forget again once it settles.
+      if (!settled) void change?.then(() => { this.reads.forget() }, () => { this.reads.forget() })
     }
   }
 
-  private async snapshot (who: DbIdentity): Promise<HeartbeatSnapshot> {
+  private async snapshot (who: DbIdentity): Promise<SharedRead['reading']> {
     if (this.policiesAsMirrored) {
       const shared = await this.reads.run(who.role, async () => {
         // Sent on the next turn of the event loop, so that the requests that arrived in this turn share it too.
         await new Promise((resolve) => setImmediate(resolve))
         return await this.readAs(who)
       })
-      if (shared.mirrored || shared.who === who) return shared.snapshot
+      if (shared.mirrored || shared.who === who) return shared.reading
       // Made with another caller's claims while the policies were not the mirror's: this caller reads for itself.
     }
-    return (await this.readAs(who)).snapshot
+    return (await this.readAs(who)).reading
   }
 
   /**
@@ -99,7 +109,7 @@ export class HeartbeatStore {
    * can be found dead only when used. Writes are never tried again.
    */
   private async readAs (who: DbIdentity): Promise<SharedRead> {
-    const { policyVersion, ...snapshot } = await this.deadline(async (signal) => {
+    const { policyVersion, row, now } = await this.deadline(async (signal) => {
       for (let attempt = 1; ; attempt++) {
         try {
           return await readHeartbeat(this.sql, who, { signal, statementTimeoutMs: this.settings.statementTimeoutMs })
@@ -110,7 +120,7 @@ export class HeartbeatStore {
     })
     if (policyVersion !== this.policies?.version) void this.checkPolicies()
     const mirrored = policyVersion === this.policies?.version && this.policies.asMirrored
-    return { snapshot, mirrored, who }
+    return { reading: { reachable: true, row, now }, mirrored, who }
   }
 
   /**
@@ -133,7 +143,7 @@ export class HeartbeatStore {
    * policy version other than the one last compared, and the app once it is ready. Never rejects.
    */
   async checkPolicies (): Promise<void> {
-    this.recheck ??= withDeadline(readPolicyVersion(this.sql), this.deadlineMs)
+    this.recheck ??= withDeadline(readPolicyVersion(this.sql, { statementTimeoutMs: this.settings.statementTimeoutMs }), this.deadlineMs)
       .then((check) => { this.policies = check }, () => {
         // Unreadable now (the database is down): the next read that finds a version it does not know asks again.
       })

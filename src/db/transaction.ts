@@ -17,7 +17,7 @@
 // The server ends a transaction with its connection, so there is nothing to roll back: when the work fails because
 // the connection is lost, the callback never settles, the driver sends nothing more on that connection, and begin()
 // rejects by itself through its own close handler (CONNECTION_CLOSED), which callers treat as "database unavailable".
-import type { Sql, TransactionSql } from 'postgres'
+import type { Fragment, Sql, TransactionSql } from 'postgres'
 
 /** The driver's and the socket's codes for a connection that is gone, and the server's "terminating connection". */
 const CONNECTION_LOST = new Set([
@@ -30,9 +30,26 @@ export function isConnectionLost (error: unknown): boolean {
   return typeof code === 'string' && CONNECTION_LOST.has(code)
 }
 
-export async function transaction<T> (sql: Sql, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
+export interface LocalSettings {
+  /**
+   * The server's statement_timeout for the transaction's statements. Nothing is set at connection start (see
+   * client.ts), so without it a statement behind a lock (ACCESS EXCLUSIVE on the table) waits forever, holding a
+   * connection of the pool.
+   */
+  statementTimeoutMs?: number
+}
+
+/** `, set_config('statement_timeout', …, true)` when a timeout is given, to append to a transaction's first select. */
+export function localTimeout (tx: TransactionSql, settings: LocalSettings): Fragment {
+  return settings.statementTimeoutMs === undefined
+    ? tx``
+    : tx`, set_config('statement_timeout', ${String(settings.statementTimeoutMs)}, true)`
+}
+
+export async function transaction<T> (sql: Sql, work: (tx: TransactionSql) => Promise<T>, settings: LocalSettings = {}): Promise<T> {
   return await sql.begin(async (tx) => {
     try {
+      if (settings.statementTimeoutMs !== undefined) await tx`select 1${localTimeout(tx, settings)}`
       return await work(tx)
     } catch (error) {
       if (isConnectionLost(error)) return await new Promise<never>(() => {})

@@ -16,7 +16,9 @@ export const ReadinessSchema = Type.Object({
   checks: Type.Object({ database: Check, table: Check, policies: Check })
 }, { $id: 'Readiness', description: 'Whether this API can serve: database reachable, table and policies as expected' })
 
-const healthRoutes: FastifyPluginAsyncTypebox<{ deadlineMs: number }> = async (app, { deadlineMs }) => {
+const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = async (app, { statementTimeoutMs }) => {
+  // A little over the server's statement timeout, so that the server's own cancellation normally wins.
+  const deadlineMs = statementTimeoutMs + 500
   app.get('/livez', {
     schema: {
       operationId: 'getLivez',
@@ -45,7 +47,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ deadlineMs: number }> = async (a
     void reply.type(HEALTH_JSON).header('cache-control', 'no-store')
     let report
     try {
-      report = await withDeadline(checkSchema(app.sql), deadlineMs)
+      report = await withDeadline(checkSchema(app.sql, { statementTimeoutMs }), deadlineMs)
     } catch (error) {
       if (!isDatabaseUnavailable(error)) throw error
       const skipped = { status: 'fail' as const, output: 'not checked: the database is unavailable' }

@@ -157,3 +157,25 @@ for (const { where, style, zone, interval } of SETTINGS) {
     await db.admin`update public.eva_scheduler_heartbeat set updated_at = ${ROW.updated_at}::timestamptz`
   })
 }
+
+// float8's text drops significant digits at extra_float_digits ≤ -3 (at -15 every epoch in milliseconds reads 2e+12):
+// the API's timestamps are read as numbers, so the setting must not reach them, wherever it is set.
+const FLOAT_DIGITS = [
+  { where: 'the database', target: 'database postgres', digits: -3 },
+  { where: 'the database', target: 'database postgres', digits: -15 },
+  { where: 'the login role (authenticator)', target: 'role authenticator', digits: -3 },
+  { where: 'the login role (authenticator)', target: 'role authenticator', digits: -15 }
+] as const
+
+for (const { where, target, digits } of FLOAT_DIGITS) {
+  t.test(`extra_float_digits = ${digits} set on ${where}`, async (t) => {
+    await db.admin.unsafe(`alter ${target} set extra_float_digits = ${digits}`)
+    t.teardown(async () => { await db.admin.unsafe(`alter ${target} reset extra_float_digits`) })
+    const { app } = await startTestApp(t, { db })
+    const [session] = await app.sql.begin(async (tx) => await tx<Array<{ digits: string, text: string }>>`
+      select current_setting('extra_float_digits') as digits, 1764633600789::float8::text as text`)
+    t.equal(session?.digits, String(digits), `the API's sessions run with extra_float_digits ${session?.digits ?? ''}`)
+    t.not(session?.text, '1764633600789', `where a float8 reads ${session?.text ?? ''}`)
+    assertShown(t, await shown(app), baseline)
+  })
+}

@@ -77,6 +77,7 @@ t.test('SIGTERM, then a request on a busy keep-alive connection: 503 problem+jso
   t.equal(second?.headers['content-type'], 'application/problem+json; charset=utf-8')
   t.equal(second?.headers['retry-after'], '5')
   t.equal(second?.headers.connection, 'close')
+  t.equal(second?.headers['x-content-type-options'], 'nosniff', 'with the security headers every answer carries')
   t.match(JSON.parse(second?.body ?? '{}'), { status: 503, code: 'shutting_down', type: 'urn:eva-heartbeat-api:problem:shutting_down' })
   t.same(await server.exited, { code: 0, signal: null }, 'and the process exits 0')
 })

@@ -128,6 +128,25 @@ t.test('more requests than the pool under a table lock: every one 503 in the bou
   t.equal(await rowText(db.admin), before, 'no PATCH answered 503 was written later')
 })
 
+t.test('/readyz more times than the pool under a table lock: no probe leaves a connection waiting on the lock', async (t) => {
+  // The catalog reads (pg_get_expr, pg_policies) take ACCESS SHARE on the table: without a statement timeout each
+  // probe answered 503 at its deadline but left its statement waiting on the server, holding a pool connection.
+  const lock = await holdTableLock(db.admin)
+  t.teardown(lock.release)
+  const probes = await Promise.all(Array.from({ length: POOL_MAX + 2 }, async () => await timed(async () => await app.inject({ url: '/readyz' }))))
+  t.same(probes.map((p) => p.res.statusCode), probes.map(() => 503), 'every probe 503')
+  t.ok(probes.every((p) => p.ms < BOUND_MS * 2), `each in the bound (${probes.map((p) => p.ms).join(', ')} ms)`)
+  // Every probe was answered, so every one of their statements has passed the timeout by now (give it one margin).
+  await eventually(async () => await waitingOnLocks(db.admin) === 0, BOUND_MS, 'no API statement still waiting on the lock')
+  t.equal(await waitingOnLocks(db.admin), 0, 'no API session waits on the lock while it is still held')
+
+  await lock.release()
+  const after = await getHeartbeat()
+  t.equal(after.statusCode, 200, '/heartbeat served right after the release')
+  const ready = await app.inject({ url: '/readyz' })
+  t.equal(ready.statusCode, 200, '/readyz ready again')
+})
+
 t.test('a row lock (SELECT … FOR UPDATE, not committed): reads go on, a PATCH waits out the statement timeout and writes nothing', async (t) => {
   const before = await rowText(db.admin)
   const lock = await holdRowLock(db.admin)
