@@ -1,6 +1,6 @@
 // What the bench's modes share: server child processes (with their RSS and CPU read from /proc), the database with
 // pg_stat_statements, the signing keys and their JWKS endpoint, the compiled ceiling, and the report's formatting.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -18,6 +18,13 @@ import { migrate } from '../src/db/migrate.js'
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 export const log = (line: string): void => { process.stderr.write(line + '\n') }
+
+/** Compiles src/ to dist/ (what the app and the ceiling are started from), as `npm run build` does. */
+export function buildDist (): void {
+  log('building dist/ (npm run build)…')
+  const build = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' })
+  if (build.status !== 0) throw new Error('the build failed')
+}
 
 /** Steps run in reverse order at the end, whatever happened. */
 export class Cleanups {

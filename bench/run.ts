@@ -17,7 +17,6 @@
 //
 // Exit status: 1 when a measurement saw errors or unexpected statuses, or the bench could not run; never because a
 // figure missed its target (the table says that).
-import { spawnSync } from 'node:child_process'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import path from 'node:path'
@@ -26,7 +25,7 @@ import type { Sql } from 'postgres'
 import { freePort } from '../src/db/local-postgres.js'
 import { DemoScheduler } from '../src/demo/scheduler.js'
 import {
-  check, Cleanups, compiledCeiling, countStatements, cpuMicrosOf, format, log, median, resetStatements, ROOT, rssOf,
+  buildDist, check, Cleanups, compiledCeiling, countStatements, cpuMicrosOf, format, log, median, resetStatements, rssOf,
   sampleRss, signingKeys, startChild, startDatabase, stopChild, table, waitFor200, type Child
 } from './harness.js'
 import { availableTool, runLoad, type LoadTool } from './load.js'
@@ -126,9 +125,7 @@ async function main (): Promise<number> {
   const cleanups = new Cleanups()
   process.once('SIGINT', () => { void cleanups.run().then(() => process.exit(130)) })
   try {
-    log('building dist/ (npm run build)…')
-    const build = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' })
-    if (build.status !== 0) throw new Error('the build failed')
+    buildDist()
     if (args['startup-only'] === true) {
       const startup = await startToReady()
       process.stdout.write(`start to ready (node dist/server.js, embedded default, first 200 from /readyz): fresh DATA_DIR ${format.int(startup.fresh)} ms, existing DATA_DIR ${format.int(startup.existing)} ms\n`)

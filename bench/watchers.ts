@@ -13,12 +13,11 @@
 import { spawnSync } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { cpus, loadavg, totalmem } from 'node:os'
-import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { freePort } from '../src/db/local-postgres.js'
 import { DemoScheduler } from '../src/demo/scheduler.js'
 import {
-  check, Cleanups, countStatements, cpuMicrosOf, format, log, resetStatements, ROOT, rssOf, sampleRss, signingKeys,
+  buildDist, check, Cleanups, countStatements, cpuMicrosOf, format, log, resetStatements, rssOf, sampleRss, signingKeys,
   startChild, startDatabase, stopChild, waitFor200
 } from './harness.js'
 import { availableTool, runLoad } from './load.js'
@@ -100,9 +99,7 @@ export async function runWatchers (): Promise<number> {
   const cleanups = new Cleanups()
   process.once('SIGINT', () => { void cleanups.run().then(() => process.exit(130)) })
   try {
-    log('building dist/ (npm run build)…')
-    const build = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' })
-    if (build.status !== 0) throw new Error('the build failed')
+    buildDist()
     const db = await startDatabase(cleanups)
     const writer = new DemoScheduler(db.admin, { intervalSeconds: writeInterval, onError: (error) => log(`row writer: ${String(error)}`) })
     writer.start()

@@ -7,24 +7,16 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { jwtVerify } from 'jose'
-import { runCli } from '../../src/cli/commands.js'
 import { freePort } from '../../src/db/local-postgres.js'
 import { bearer, rowText, startTestApp, TEST_SECRET, writeRow } from '../helpers/app.js'
+import { runCliCaptured, type CliRun } from '../helpers/cli.js'
 
 const { app, db } = await startTestApp(t)
 const url = await app.listen({ host: '127.0.0.1', port: 0 })
 const serviceToken = (await bearer('service_role')).authorization.replace(/^Bearer /, '')
 
-interface Run { code: number, stdout: string, stderr: string }
-
-async function run (args: string[], env: Record<string, string> = {}): Promise<Run> {
-  let stdout = ''
-  let stderr = ''
-  const code = await runCli(args, { EVA_HEARTBEAT_URL: url, ...env }, {
-    stdout: (text) => { stdout += text },
-    stderr: (text) => { stderr += text }
-  })
-  return { code, stdout, stderr }
+async function run (args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return await runCliCaptured(args, { EVA_HEARTBEAT_URL: url, ...env })
 }
 
 async function listening (server: Server | ReturnType<typeof createTcpServer>): Promise<string> {

@@ -2,25 +2,17 @@
 // that need the test to act during the wait (the row deleted, the token expiring), and the main outcomes again
 // where coverage can see them (pause-wait.test.ts runs them as separate processes).
 import t from 'tap'
-import { runCli } from '../../src/cli/commands.js'
 import { DemoScheduler } from '../../src/demo/scheduler.js'
 import { bearer, deleteRow, startTestApp, token, writeRow } from '../helpers/app.js'
+import { runCliCaptured, type CliRun } from '../helpers/cli.js'
 import { eventually } from '../helpers/wait.js'
 
 const { app, db } = await startTestApp(t)
 const url = await app.listen({ host: '127.0.0.1', port: 0 })
 const serviceToken = (await bearer('service_role')).authorization.replace(/^Bearer /, '')
 
-interface Run { code: number, stdout: string, stderr: string }
-
-async function run (args: string[], env: Record<string, string> = {}): Promise<Run> {
-  let stdout = ''
-  let stderr = ''
-  const code = await runCli(args, { EVA_HEARTBEAT_URL: url, EVA_HEARTBEAT_TOKEN: serviceToken, ...env }, {
-    stdout: (text) => { stdout += text },
-    stderr: (text) => { stderr += text }
-  })
-  return { code, stdout, stderr }
+async function run (args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return await runCliCaptured(args, { EVA_HEARTBEAT_URL: url, EVA_HEARTBEAT_TOKEN: serviceToken, ...env })
 }
 
 const status = async (): Promise<string | undefined> =>
