@@ -99,7 +99,7 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
     const reading = await app.store.read(request.principal)
     if (!reading.reachable) throw databaseUnavailable()
     if (reading.row === null) throw heartbeatNotFound()
-    const { liveness } = deriveLiveness(reading, graceFor(request.query.grace))
+    const { liveness } = livenessVerdict(reading, request.query.grace)
     const { heartbeat, lastModified, etag } = show(reading.row, liveness)
     void reply.headers({ etag, 'last-modified': lastModified, 'cache-control': 'no-cache' })
     if (noneMatch(request.headers['if-none-match'], etag)) return await reply.code(304).send(null)
