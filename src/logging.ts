@@ -1,7 +1,6 @@
 // How log lines look: JSON lines for machines (the default wherever standard output is not a terminal), readable
 // lines for a person at a terminal. LOG_FORMAT forces either. Which requests are logged: LOG_REQUESTS.
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
-import { PinoPretty } from 'pino-pretty'
 import type { Config } from './config.js'
 
 export type LogFormat = NonNullable<Config['logFormat']>
@@ -13,8 +12,10 @@ export function chooseLogFormat (setting: Config['logFormat'], stdoutIsTerminal:
 /**
  * The stream a pretty logger writes to: one line per entry (time, level, message, then the entry's other fields),
  * in colour on a terminal. Synchronous, so that log lines and the start banner reach the terminal in order.
+ * pino-pretty (~4 MB resident) is loaded only here: a JSON-logging process never holds it.
  */
-export function prettyLogStream (colorize: boolean): NodeJS.WritableStream {
+export async function prettyLogStream (colorize: boolean): Promise<NodeJS.WritableStream> {
+  const { PinoPretty } = await import('pino-pretty')
   return PinoPretty({ colorize, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
 }
 

