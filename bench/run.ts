@@ -163,7 +163,7 @@ async function main (): Promise<number> {
     await waitFor200(servers.ceiling?.url + '/', ceilingChild)
     const compared: Compared[] = [
       ...text('compare', '').split(',').filter((dir) => dir !== '').map((dir) => ({ name: path.basename(dir), dir, env: {} })),
-      ...(text('compare-json', '') === '' ? [] : JSON.parse(text('compare-json', '')) as Compared[])
+      ...(text('compare-json', '') === '' ? [] : (JSON.parse(text('compare-json', '')) as Array<Omit<Compared, 'env'> & Partial<Compared>>).map((c) => ({ ...c, env: c.env ?? {} })))
     ]
     for (const c of compared) servers[c.name] = await startApp(path.join(c.dir, 'dist/server.js'), { ...appEnv, ...c.env })
     const idleRss = await rssOf(app.child.process.pid)

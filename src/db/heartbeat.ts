@@ -7,12 +7,13 @@
 // set on the server, the database, the login role or by a pooler, and `SQL, DMY` would turn 2 December into
 // 12 February (and the 13th into no date at all). A number reads the same under every setting, and through any
 // pooler, which may hand the transaction a server connection that another client configured.
-import type { Fragment, Sql, TransactionSql } from 'postgres'
+import type postgres from 'postgres'
+import type { Sql, TransactionSql } from 'postgres'
 import type { HeartbeatRow } from '../domain/heartbeat.js'
 import { WRITABLE_FIELDS, type HeartbeatChanges } from '../domain/patch.js'
 import type { ApiRole } from '../domain/policies.js'
-import { policyVersionSql } from './policy-version.js'
-import { localTimeout, transaction, type LocalSettings } from './transaction.js'
+import { POLICY_VERSION } from './policy-version.js'
+import { transaction, type LocalSettings } from './transaction.js'
 
 export interface DbIdentity {
   role: ApiRole
@@ -48,14 +49,39 @@ function fromWire (row: WireRow): HeartbeatRow {
 }
 
 /** A timestamptz expression as milliseconds since the epoch (floor: as the text form's Date, to the millisecond). */
-const epochMs = (tx: TransactionSql, expression: Fragment): Fragment => tx`floor(extract(epoch from ${expression}) * 1000)::float8`
+const epochMsText = (expression: string): string => `floor(extract(epoch from ${expression}) * 1000)::float8`
 
-/** The 13 columns of `h`, timestamps as epochMs. */
-function rowColumns (tx: TransactionSql): Fragment {
-  return tx`h.id, h.instance_id, h.poll_count, h.dispatch_count, h.error_count, h.circuit_breaker_state,
+/** The 13 columns of `h`, timestamps as epochMsText: the text the read and the writes share. */
+const ROW_COLUMNS = `h.id, h.instance_id, h.poll_count, h.dispatch_count, h.error_count, h.circuit_breaker_state,
     h.paused_reason, h.status, h.metadata,
-    ${epochMs(tx, tx`h.started_at`)} as started_at, ${epochMs(tx, tx`h.last_poll_at`)} as last_poll_at,
-    ${epochMs(tx, tx`h.next_poll_at`)} as next_poll_at, ${epochMs(tx, tx`h.updated_at`)} as updated_at`
+    ${epochMsText('h.started_at')} as started_at, ${epochMsText('h.last_poll_at')} as last_poll_at,
+    ${epochMsText('h.next_poll_at')} as next_poll_at, ${epochMsText('h.updated_at')} as updated_at`
+
+/** now() and the policies' version always, the row when there is one (and RLS lets the role see it); no parameters. */
+const SELECT_HEARTBEAT = `select ${epochMsText('now()')} as db_now, h.id is not null as found, ${POLICY_VERSION} as policy_version, ${ROW_COLUMNS}
+    from (select 1) as one left join public.eva_scheduler_heartbeat h on h.id = 1`
+
+/**
+ * Text as an SQL string literal that reads the same whatever standard_conforming_strings says: E'…', with
+ * backslashes and quotes doubled. For the one statement that cannot carry parameters (readHeartbeat).
+ */
+export function sqlLiteral (text: string): string {
+  // PostgreSQL's text cannot hold NUL; JSON.stringify writes it as \u0000, so only a caller's bug gets here.
+  if (text.includes('\0')) throw new TypeError('an SQL literal cannot contain NUL')
+  return `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`
+}
+
+/** The settings every transaction of the API takes first: the caller's role and claims, as PostgREST does, and more. */
+function roleSettings (who: DbIdentity, options: LocalSettings): string {
+  // extra_float_digits: epochMsText is a float8, whose text drops significant digits when the setting is -3 or less
+  // (on the server, the database or the role, like DateStyle): at -3 times round to 10 ms, at -15 every time reads
+  // 2e+12. Any value from 0 up prints a 13-digit integer exactly; set here, local to the transaction, it holds
+  // through a pooler too. The statement timeout, when given, goes here too (one round trip, not one more statement).
+  const timeout = options.statementTimeoutMs === undefined
+    ? ''
+    : `, set_config('statement_timeout', '${String(Math.trunc(options.statementTimeoutMs))}', true)`
+  return `select set_config('role', ${sqlLiteral(who.role)}, true), set_config('request.jwt.claims', ${sqlLiteral(JSON.stringify(who.claims))}, true), ` +
+    `set_config('extra_float_digits', '3', true)${timeout}`
 }
 
 /** `work` in one transaction as `who`, its statements awaited one by one: nothing a pooler could split. */
@@ -63,12 +89,7 @@ export async function asRole<T> (sql: Sql, who: DbIdentity, work: (tx: Transacti
   // The timeout goes in the role's statement (one round trip), not through transaction()'s own first statement.
   return await transaction(sql, async (tx) => {
     options.signal?.throwIfAborted()
-    // extra_float_digits: epochMs is a float8, whose text drops significant digits when the setting is -3 or less (on
-    // the server, the database or the role, like DateStyle): at -3 times round to 10 ms, at -15 every time reads 2e+12.
-    // Any value from 0 up prints a 13-digit integer exactly; set here, local to the transaction, it holds through a
-    // pooler too (int8 would need a Number() of postgres.js's string at every column: one setting is simpler).
-    await tx`select set_config('role', ${who.role}, true), set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true),
-      set_config('extra_float_digits', '3', true)${localTimeout(tx, options)}`
+    await tx.unsafe(roleSettings(who, options))
     return await work(tx)
   })
 }
@@ -80,19 +101,41 @@ export interface HeartbeatReading extends HeartbeatSnapshot {
   policyVersion: string
 }
 
-/** One statement: now() and the policies' version always, the row when there is one (and RLS lets the role see it). */
-export async function selectHeartbeat (tx: TransactionSql): Promise<HeartbeatReading> {
-  const [first] = await tx<SnapshotRow[]>`
-    select ${epochMs(tx, tx`now()`)} as db_now, h.id is not null as found, ${policyVersionSql(tx)} as policy_version, ${rowColumns(tx)}
-    from (select 1) as one left join public.eva_scheduler_heartbeat h on h.id = 1`
+function fromSnapshot (first: SnapshotRow | undefined): HeartbeatReading {
   if (first === undefined) throw new Error('the heartbeat query returned no row at all')
   const { db_now: now, found, policy_version: policyVersion, ...row } = first
   return { row: found ? fromWire(row) : null, now: new Date(now), policyVersion }
 }
 
-/** The row as `who` sees it, in a transaction of its own. */
+/** One statement, in the caller's transaction: now() and the policies' version always, the row when there is one. */
+export async function selectHeartbeat (tx: TransactionSql): Promise<HeartbeatReading> {
+  const [first] = await tx.unsafe<SnapshotRow[]>(SELECT_HEARTBEAT)
+  return fromSnapshot(first)
+}
+
+/**
+ * postgres.js pipelines a statement sent outside sql.begin onto a connection still busy with another one when every
+ * connection is busy; through a transaction pooler the second one's answer can reach the wrong client (see
+ * transaction.ts). Its per-query `onexecute` hook (the one sql.begin uses to reserve its connection; internal, so
+ * postgres.js is pinned, and test/db/driver.test.ts holds it to this) answering false marks the connection full
+ * until this statement is answered: nothing is sent after it meanwhile, and the next statement waits for a free
+ * connection. Every other statement of the pool runs on a connection sql.begin reserved, never pipelined.
+ */
+const ALONE = { onexecute: () => false } as unknown as postgres.UnsafeQueryOptions
+
+/**
+ * The row as `who` sees it, in one round trip: the role's settings and the select sent as one simple-protocol
+ * message, which the server runs as one implicit transaction (PostgreSQL 10 on), so set_config(…, true) holds for the
+ * select and ends with it, and RLS plans the select as the role. Nothing is left on the connection, nothing is
+ * pipelined (client.ts), and a pooler in transaction mode sees one transaction that starts and ends in one message.
+ * The text carries no parameter: the role and the claims are literals (sqlLiteral), so it is never prepared.
+ * Four round trips (BEGIN, the settings, the select, COMMIT) were most of a read's cost (docs/performance.md).
+ */
 export async function readHeartbeat (sql: Sql, who: DbIdentity, options: TransactionOptions = {}): Promise<HeartbeatReading> {
-  return await asRole(sql, who, selectHeartbeat, options)
+  options.signal?.throwIfAborted()
+  const results = await sql.unsafe(`${roleSettings(who, options)};\n${SELECT_HEARTBEAT}`, [], ALONE) as unknown as [unknown, SnapshotRow[]]
+  if (!Array.isArray(results) || results.length !== 2) throw new Error('the heartbeat read did not return two results')
+  return fromSnapshot(results[1][0])
 }
 
 /** The row as locked for a change, and the database's now() in that transaction. */
@@ -140,7 +183,7 @@ export async function updateHeartbeat (
   try {
     return await asRole(sql, who, async (tx) => {
       const [locked] = await tx<LockedRow[]>`
-        select ${epochMs(tx, tx`now()`)} as db_now, ${rowColumns(tx)} from public.eva_scheduler_heartbeat h where h.id = 1 for update`
+        select ${tx.unsafe(epochMsText('now()'))} as db_now, ${tx.unsafe(ROW_COLUMNS)} from public.eva_scheduler_heartbeat h where h.id = 1 for update`
       if (locked === undefined) {
         // FOR UPDATE sees only rows the role's UPDATE policies admit: a row it can read but not lock is a refusal.
         const { row } = await selectHeartbeat(tx)
@@ -156,7 +199,7 @@ export async function updateHeartbeat (
       // Last-Modified) could go back in time. This statement starts once the lock is held: after the previous change committed.
       const [updated] = await tx<LockedRow[]>`
         update public.eva_scheduler_heartbeat h set ${tx(changes, ...columns)}, updated_at = statement_timestamp()
-        where h.id = 1 returning ${epochMs(tx, tx`statement_timestamp()`)} as db_now, ${rowColumns(tx)}`
+        where h.id = 1 returning ${tx.unsafe(epochMsText('statement_timestamp()'))} as db_now, ${tx.unsafe(ROW_COLUMNS)}`
       if (updated === undefined) throw new UpdateRefusedError(who.role, 'the update changed no row')
       const after = splitNow(updated)
       return { before: before.row, after: after.row, now: after.now }
