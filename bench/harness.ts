@@ -188,14 +188,22 @@ export async function resetStatements (admin: Sql): Promise<void> {
 }
 
 export async function countStatements (admin: Sql): Promise<StatementCount> {
-  const [row] = await admin<Array<{ statements: string, transactions: string, reads: string }>>`
+  // A role-switched transaction is counted by its one settings statement (set_config('role', …), its constants shown
+  // as $1 by pg_stat_statements). A read is one message with no BEGIN or COMMIT; a write is sql.begin's transaction,
+  // whose BEGIN and COMMIT pg_stat_statements does not reliably count: they are added back, two for each write's one
+  // `select … for update`.
+  const [row] = await admin<Array<{ statements: string, transactions: string, reads: string, writes: string }>>`
     select coalesce(sum(s.calls) filter (where s.query !~* '^\\s*(begin|commit|rollback)\\M'), 0)::text as statements,
-           coalesce(sum(s.calls) filter (where s.query ~* 'set_config\\(''role'''), 0)::text as transactions,
-           coalesce(sum(s.calls) filter (where s.query ~* '^\\s*select' and s.query ~* 'eva_scheduler_heartbeat'), 0)::text as reads
+           coalesce(sum(s.calls) filter (where s.query ~* 'set_config\\((''role''|\\$1)'), 0)::text as transactions,
+           coalesce(sum(s.calls) filter (where s.query ~* '^\\s*select' and s.query ~* 'eva_scheduler_heartbeat'), 0)::text as reads,
+           coalesce(sum(s.calls) filter (where s.query ~* 'for update'), 0)::text as writes
     from pg_stat_statements s join pg_roles r on r.oid = s.userid
     where s.dbid = (select oid from pg_database where datname = current_database()) and not r.rolsuper`
-  const transactions = Number(row?.transactions ?? 0)
-  return { statements: Number(row?.statements ?? 0) + 2 * transactions, transactions, rowReads: Number(row?.reads ?? 0) }
+  return {
+    statements: Number(row?.statements ?? 0) + 2 * Number(row?.writes ?? 0),
+    transactions: Number(row?.transactions ?? 0),
+    rowReads: Number(row?.reads ?? 0)
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
