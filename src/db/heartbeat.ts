@@ -72,7 +72,7 @@ export function sqlLiteral (text: string): string {
 }
 
 /** The settings every transaction of the API takes first: the caller's role and claims, as PostgREST does, and more. */
-function roleSettings (who: DbIdentity, options: LocalSettings): string {
+export function roleSettings (who: DbIdentity, options: LocalSettings = {}): string {
   // extra_float_digits: epochMsText is a float8, whose text drops significant digits when the setting is -3 or less
   // (on the server, the database or the role, like DateStyle): at -3 times round to 10 ms, at -15 every time reads
   // 2e+12. Any value from 0 up prints a 13-digit integer exactly; set here, local to the transaction, it holds
