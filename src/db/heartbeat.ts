@@ -13,12 +13,19 @@ import type { HeartbeatRow } from '../domain/heartbeat.js'
 import { WRITABLE_FIELDS, type HeartbeatChanges } from '../domain/patch.js'
 import type { ApiRole } from '../domain/policies.js'
 import { POLICY_VERSION } from './policy-version.js'
-import { transaction, type LocalSettings } from './transaction.js'
+import { localTimeout, transaction, type LocalSettings } from './transaction.js'
 
 export interface DbIdentity {
   role: ApiRole
   /** The verified JWT claims, visible to policies as current_setting('request.jwt.claims'). */
   claims: Readonly<Record<string, unknown>>
+  /**
+   * The claims are the API's own constant (the public reader's), never a token's. Only then may they be written into a
+   * statement's text (readHeartbeat's one message): the server logs a failed statement's text and pg_stat_activity
+   * shows it, and a token's claims carry a user's email, phone and whatever user_metadata they typed. A token's
+   * claims always travel as a parameter.
+   */
+  constantClaims?: boolean
 }
 
 export interface HeartbeatSnapshot {
@@ -62,17 +69,22 @@ const SELECT_HEARTBEAT = `select ${epochMsText('now()')} as db_now, h.id is not 
     from (select 1) as one left join public.eva_scheduler_heartbeat h on h.id = 1`
 
 /**
- * Text as an SQL string literal that reads the same whatever standard_conforming_strings says: E'…', with
- * backslashes and quotes doubled. For the one statement that cannot carry parameters (readHeartbeat).
+ * Text as an SQL string literal: E'…', backslashes and quotes doubled, so that standard_conforming_strings cannot
+ * change it. Printable ASCII only: in a client encoding such as GBK or SJIS a non-ASCII character can end in a byte
+ * the server reads as the first half of a two-byte character, swallowing the backslash after it. Only the API's own
+ * constants are written this way (see DbIdentity.constantClaims); anything else is a bug and throws.
  */
 export function sqlLiteral (text: string): string {
-  // PostgreSQL's text cannot hold NUL; JSON.stringify writes it as \u0000, so only a caller's bug gets here.
-  if (text.includes('\0')) throw new TypeError('an SQL literal cannot contain NUL')
+  if (!/^[\x20-\x7e]*$/.test(text)) throw new TypeError('an SQL literal here must be printable ASCII')
   return `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`
 }
 
-/** The settings every transaction of the API takes first: the caller's role and claims, as PostgREST does, and more. */
+/**
+ * The settings statement of readHeartbeat's one message, as text: the role and the (constant) claims, as PostgREST
+ * sets them, and more. asRole sends the same settings with the claims as a parameter.
+ */
 export function roleSettings (who: DbIdentity, options: LocalSettings = {}): string {
+  if (who.constantClaims !== true) throw new TypeError('a token\'s claims are never written into a statement\'s text')
   // extra_float_digits: epochMsText is a float8, whose text drops significant digits when the setting is -3 or less
   // (on the server, the database or the role, like DateStyle): at -3 times round to 10 ms, at -15 every time reads
   // 2e+12. Any value from 0 up prints a 13-digit integer exactly; set here, local to the transaction, it holds
@@ -87,9 +99,11 @@ export function roleSettings (who: DbIdentity, options: LocalSettings = {}): str
 /** `work` in one transaction as `who`, its statements awaited one by one: nothing a pooler could split. */
 export async function asRole<T> (sql: Sql, who: DbIdentity, work: (tx: TransactionSql) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   // The timeout goes in the role's statement (one round trip), not through transaction()'s own first statement.
+  // extra_float_digits: see roleSettings. The claims are a parameter: never in the statement's text.
   return await transaction(sql, async (tx) => {
     options.signal?.throwIfAborted()
-    await tx.unsafe(roleSettings(who, options))
+    await tx`select set_config('role', ${who.role}, true), set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true),
+      set_config('extra_float_digits', '3', true)${localTimeout(tx, options)}`
     return await work(tx)
   })
 }
@@ -115,7 +129,8 @@ export async function selectHeartbeat (tx: TransactionSql): Promise<HeartbeatRea
 
 /**
  * postgres.js pipelines a statement sent outside sql.begin onto a connection still busy with another one when every
- * connection is busy; through a transaction pooler the second one's answer can reach the wrong client (see
+ * connection is busy (the one-message read is the pool's only statement outside sql.begin: nothing can be ahead of
+ * it on a connection, since sql.begin parks its connection as reserved); through a transaction pooler the second one's answer can reach the wrong client (see
  * transaction.ts). Its per-query `onexecute` hook (the one sql.begin uses to reserve its connection; internal, so
  * postgres.js is pinned, and test/db/driver.test.ts holds it to this) answering false marks the connection full
  * until this statement is answered: nothing is sent after it meanwhile, and the next statement waits for a free
@@ -124,18 +139,40 @@ export async function selectHeartbeat (tx: TransactionSql): Promise<HeartbeatRea
 const ALONE = { onexecute: () => false } as unknown as postgres.UnsafeQueryOptions
 
 /**
- * The row as `who` sees it, in one round trip: the role's settings and the select sent as one simple-protocol
- * message, which the server runs as one implicit transaction (PostgreSQL 10 on), so set_config(…, true) holds for the
- * select and ends with it, and RLS plans the select as the role. Nothing is left on the connection, nothing is
- * pipelined (client.ts), and a pooler in transaction mode sees one transaction that starts and ends in one message.
- * The text carries no parameter: the role and the claims are literals (sqlLiteral), so it is never prepared.
- * Four round trips (BEGIN, the settings, the select, COMMIT) were most of a read's cost (docs/performance.md).
+ * The row as `who` sees it. A token's reader: in a transaction of its own (asRole: BEGIN, the settings with the claims
+ * as a parameter, the select, COMMIT). The public reader (constant claims: public liveness, the status page, the
+ * event streams' poller, the hot path of uptime monitors): in one round trip, see readInOneMessage.
  */
 export async function readHeartbeat (sql: Sql, who: DbIdentity, options: TransactionOptions = {}): Promise<HeartbeatReading> {
-  options.signal?.throwIfAborted()
-  const results = await sql.unsafe(`${roleSettings(who, options)};\n${SELECT_HEARTBEAT}`, [], ALONE) as unknown as [unknown, SnapshotRow[]]
-  if (!Array.isArray(results) || results.length !== 2) throw new Error('the heartbeat read did not return two results')
-  return fromSnapshot(results[1][0])
+  if (who.constantClaims === true) return await readInOneMessage(sql, who, options)
+  return await asRole(sql, who, selectHeartbeat, options)
+}
+
+/**
+ * The settings statement and the select sent as one simple-protocol message, which the server runs as one implicit
+ * transaction (PostgreSQL 10 on): set_config(…, true) holds for the select and ends with it, RLS plans the select as
+ * the role, the statement timeout covers the select's lock waits (PostgreSQL 13 on: it is armed per statement). A
+ * pooler in transaction mode sees one transaction begin and end in one message. No parameter (the claims are the
+ * API's constant, as literals), so it is never prepared. A read still queued for a connection when the store's
+ * deadline aborts it is taken out of the queue: it is never sent after its caller was answered. One round trip
+ * instead of four (docs/performance.md).
+ */
+async function readInOneMessage (sql: Sql, who: DbIdentity, options: TransactionOptions): Promise<HeartbeatReading> {
+  const signal = options.signal
+  signal?.throwIfAborted()
+  const query = sql.unsafe(`${roleSettings(who, options)};\n${SELECT_HEARTBEAT}`, [], ALONE)
+  // Once handed to the pool (a timer's abort always comes after that), a query that has no backend yet is still in
+  // the pool's queue, and cancel() removes it; one already sent is left to the server's statement timeout.
+  // (postgres.js's own test for "not sent yet": no backend in `state`.)
+  const dequeue = (): void => { if ((query as unknown as { state: unknown }).state === null) void query.cancel() }
+  signal?.addEventListener('abort', dequeue, { once: true })
+  try {
+    const results = await query as unknown as [unknown, SnapshotRow[]]
+    if (!Array.isArray(results) || results.length !== 2) throw new Error('the heartbeat read did not return two results')
+    return fromSnapshot(results[1][0])
+  } finally {
+    signal?.removeEventListener('abort', dequeue)
+  }
 }
 
 /** The row as locked for a change, and the database's now() in that transaction. */

@@ -88,7 +88,7 @@ t.test('the read is never pipelined: on a busy pool of one, the next statement i
     const lock = await holdTableLock(db.admin)
     t.teardown(lock.release)
     const reading = alone
-      ? readHeartbeat(sql, { role: 'authenticated', claims: { role: 'authenticated' } })
+      ? readHeartbeat(sql, { role: 'authenticated', claims: { role: 'authenticated' }, constantClaims: true })
       : sql.unsafe('select pg_sleep(1)').execute() // busy for a second, as the read is behind the lock
     await eventually(() => sent.length === 1, 5000, 'the first statement is sent')
     const next = sql.begin(async (tx) => await tx`select 2 as two`)
