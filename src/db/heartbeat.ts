@@ -153,26 +153,18 @@ export async function readHeartbeat (sql: Sql, who: DbIdentity, options: Transac
  * transaction (PostgreSQL 10 on): set_config(…, true) holds for the select and ends with it, RLS plans the select as
  * the role, the statement timeout covers the select's lock waits (PostgreSQL 13 on: it is armed per statement). A
  * pooler in transaction mode sees one transaction begin and end in one message. No parameter (the claims are the
- * API's constant, as literals), so it is never prepared. A read still queued for a connection when the store's
- * deadline aborts it is taken out of the queue: it is never sent after its caller was answered. One round trip
- * instead of four (docs/performance.md).
+ * API's constant, as literals), so it is never prepared. One round trip instead of four (docs/performance.md).
+ *
+ * Unlike asRole, a read still waiting for a connection when the store's deadline answers its callers is sent anyway
+ * once one frees up (and then runs at most the statement timeout). It is not cancelled: postgres.js's cancel() of a
+ * query that a reconnecting connection holds as its first one leaves that connection stuck for good. Reads are
+ * shared, so this is at most one read per role and deadline.
  */
 async function readInOneMessage (sql: Sql, who: DbIdentity, options: TransactionOptions): Promise<HeartbeatReading> {
-  const signal = options.signal
-  signal?.throwIfAborted()
-  const query = sql.unsafe(`${roleSettings(who, options)};\n${SELECT_HEARTBEAT}`, [], ALONE)
-  // Once handed to the pool (a timer's abort always comes after that), a query that has no backend yet is still in
-  // the pool's queue, and cancel() removes it; one already sent is left to the server's statement timeout.
-  // (postgres.js's own test for "not sent yet": no backend in `state`.)
-  const dequeue = (): void => { if ((query as unknown as { state: unknown }).state === null) void query.cancel() }
-  signal?.addEventListener('abort', dequeue, { once: true })
-  try {
-    const results = await query as unknown as [unknown, SnapshotRow[]]
-    if (!Array.isArray(results) || results.length !== 2) throw new Error('the heartbeat read did not return two results')
-    return fromSnapshot(results[1][0])
-  } finally {
-    signal?.removeEventListener('abort', dequeue)
-  }
+  options.signal?.throwIfAborted()
+  const results = await sql.unsafe(`${roleSettings(who, options)};\n${SELECT_HEARTBEAT}`, [], ALONE) as unknown as [unknown, SnapshotRow[]]
+  if (!Array.isArray(results) || results.length !== 2) throw new Error('the heartbeat read did not return two results')
+  return fromSnapshot(results[1][0])
 }
 
 /** The row as locked for a change, and the database's now() in that transaction. */
