@@ -22,7 +22,7 @@ export default fp(async (app) => {
       info: {
         title: 'eva-heartbeat-api',
         version: API_VERSION,
-        description: 'Read-only monitoring API over the EVA scheduler heartbeat row: the row, a derived liveness verdict, and an admin PATCH to pause or resume.',
+        description: 'Monitoring API over the EVA scheduler heartbeat row: a derived liveness verdict, the row, and an admin PATCH (service_role) to pause or resume the scheduler.',
         license: { name: 'MIT', identifier: 'MIT' }
       },
       tags: [
