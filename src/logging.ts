@@ -10,13 +10,37 @@ export function chooseLogFormat (setting: Config['logFormat'], stdoutIsTerminal:
 }
 
 /**
- * The stream a pretty logger writes to: one line per entry (time, level, message, then the entry's other fields),
- * in colour on a terminal. Synchronous, so that log lines and the start banner reach the terminal in order.
- * pino-pretty (~4 MB resident) is loaded only here: a JSON-logging process never holds it.
+ * The stream a pretty logger writes to: one line per entry (time, level, message, a request as method, URL, status
+ * and time, an error as its message, then the entry's other fields as compact JSON), in colour on a terminal; an
+ * error's stack only when `stacks` (LOG_LEVEL debug or trace). Synchronous, so lines and the start banner keep their
+ * order. pino-pretty (~4 MB resident) is loaded only here: a JSON-logging process never holds it.
  */
-export async function prettyLogStream (colorize: boolean): Promise<NodeJS.WritableStream> {
+export async function prettyLogStream (colorize: boolean, stacks = false, destination: NodeJS.WritableStream = process.stdout): Promise<NodeJS.WritableStream> {
   const { PinoPretty } = await import('pino-pretty')
-  return PinoPretty({ colorize, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+  return PinoPretty({
+    colorize,
+    destination,
+    sync: true,
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: `pid,hostname,req,res,responseTime,reqId${stacks ? '' : ',err'}`,
+    messageFormat: (log, messageKey) => prettyMessage(log, messageKey)
+  })
+}
+
+/** The readable line's text: the message, then what the request, answer and error say in a few words. */
+export function prettyMessage (log: Record<string, unknown>, messageKey = 'msg'): string {
+  const parts = [String(log[messageKey] ?? '')]
+  const req = log.req as { method?: string, url?: string, remoteAddress?: string } | undefined
+  const res = log.res as { statusCode?: number } | undefined
+  if (req !== undefined) parts.push(`${req.method ?? ''} ${req.url ?? ''}`)
+  if (res?.statusCode !== undefined) parts.push(`→ ${res.statusCode}`)
+  if (typeof log.responseTime === 'number') parts.push(`${log.responseTime.toFixed(1)} ms`)
+  if (req?.remoteAddress !== undefined) parts.push(`from ${req.remoteAddress}`)
+  if (typeof log.reqId === 'string') parts.push(`(${log.reqId})`)
+  const err = log.err as { type?: string, message?: string } | undefined
+  if (err !== undefined) parts.push(`— ${err.type ?? 'Error'}: ${err.message ?? ''}`)
+  return parts.join(' ')
 }
 
 /**

@@ -83,7 +83,7 @@ async function start (config: Config, opened: Opened): Promise<string> {
   }
   const { buildApp } = await appModule
   const pretty = chooseLogFormat(config.logFormat, process.stdout.isTTY === true) === 'pretty'
-  const app = opened.app = await buildApp(appConfig, pretty ? { logStream: await prettyLogStream(process.stdout.isTTY === true) } : {})
+  const app = opened.app = await buildApp(appConfig, pretty ? { logStream: await prettyLogStream(process.stdout.isTTY === true, config.logLevel === 'debug' || config.logLevel === 'trace') } : {})
   const address = await app.listen({ host: config.host, port: config.port })
   if (opened.embedded !== undefined && config.demo.enabled) {
     const { DemoScheduler } = await import('./demo/scheduler.js')

@@ -3,8 +3,9 @@
 // elsewhere. Without a terminal and without LOG_FORMAT the lines are JSON, as every other process test reads them.
 import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
+import { Writable } from 'node:stream'
 import t from 'tap'
-import { chooseLogFormat } from '../src/logging.js'
+import { chooseLogFormat, prettyLogStream, prettyMessage } from '../src/logging.js'
 import { TEST_SECRET, writeRow } from './helpers/app.js'
 import { startTestDatabase } from './helpers/database.js'
 import { embeddedDataDir, environment, ROOT, startServer, type Tap } from './helpers/server-process.js'
@@ -12,7 +13,7 @@ import { findTool, needs } from './helpers/tools.js'
 import { delay, eventually } from './helpers/wait.js'
 
 // A readable line: the local time, the level, the message.
-const PRETTY_READY = /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: ready$/m
+const PRETTY_READY = /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: ready \{"address":"http:\/\/127\.0\.0\.1:\d+","readyMs":\d+/m
 const ANSI = /\x1b\[[0-9;]*m/g // eslint-disable-line no-control-regex
 
 const script = findTool('script')
@@ -57,9 +58,9 @@ t.test('on a terminal: readable lines, the start banner as before, and JSON when
     t.equal(await server.stop(), 0, 'SIGTERM: exit 0')
     const output = server.output()
     t.match(output, PRETTY_READY, 'the ready line')
-    t.match(output, /^ {4}address: "http:\/\/127\.0\.0\.1:\d+"$/m, 'its fields, one a line')
-    t.match(output, /^\[[\d:.]+\] INFO: incoming request\n {4}reqId: "req-1"\n {4}req: \{\n {6}"method": "GET",\n {6}"url": "\/livez",$/m, 'a request')
-    t.match(output, /^\[[\d:.]+\] INFO: shutting down$/m, 'the shutdown')
+    t.match(output, /^\[[\d:.]+\] INFO: incoming request GET \/livez from 127\.0\.0\.1 \(req-1\)$/m, 'a request: one line')
+    t.notMatch(output, /^ {4}(reqId|req|res|address|signal|err): /m, 'no continuation lines')
+    t.match(output, /^\[[\d:.]+\] INFO: shutting down \{"signal":"SIGTERM"\}$/m, 'the shutdown')
     t.notMatch(output, /^\{/m, 'no JSON line')
     t.match(output, `\neva-heartbeat-api is listening on ${address} (ready in `, 'the banner')
     t.match(output, `\n  try it:\n    curl -s ${address}/heartbeat/liveness\n    TOKEN=$(DATA_DIR=${dataDir} npm run -s token -- --role authenticated)\n`)
@@ -91,6 +92,25 @@ t.test('without a terminal, LOG_FORMAT=pretty: readable lines, no colours', asyn
   t.same(await server.stop(), { code: 0, signal: null })
   t.notMatch(server.stdout, ANSI, 'no colour codes')
   t.notMatch(server.stdout, /^\{/m, 'no JSON line')
-  t.match(server.stdout, /^\[[\d:.]+\] INFO: request completed\n {4}reqId: "req-1"$/m)
-  t.match(server.stdout, /^ {4}responseTime: [\d.]+$/m)
+  t.match(server.stdout, /^\[[\d:.]+\] INFO: incoming request GET \/heartbeat\/liveness from 127\.0\.0\.1 \(req-1\)$/m, 'a request is one line')
+  t.match(server.stdout, /^\[[\d:.]+\] INFO: request completed → 200 [\d.]+ ms \(req-1\)$/m, 'and its answer another')
+  t.notMatch(server.stdout, /^ {4}/m, 'no continuation lines')
+})
+
+t.test('readable lines: a request, an error and an audit entry are one line each', async (t) => {
+  t.equal(prettyMessage({ msg: 'request completed', reqId: 'req-7', req: { method: 'PATCH', url: '/heartbeat', remoteAddress: '10.0.0.9' }, res: { statusCode: 401 }, responseTime: 0.25 }),
+    'request completed PATCH /heartbeat → 401 0.3 ms from 10.0.0.9 (req-7)')
+  t.equal(prettyMessage({ msg: 'demo scheduler poll failed', err: { type: 'Error', message: 'connect ECONNREFUSED 127.0.0.1:5432' } }),
+    'demo scheduler poll failed — Error: connect ECONNREFUSED 127.0.0.1:5432')
+  t.equal(prettyMessage({ msg: 'heartbeat changed', audit: { who: 'ops' } }), 'heartbeat changed')
+  const lines: string[] = []
+  const sink = new Writable({ write (chunk, _encoding, done) { lines.push(String(chunk)); done() } })
+  const { pino } = await import('pino')
+  const log = pino({}, await prettyLogStream(false, false, sink))
+  log.info({ audit: { who: 'ops', role: 'service_role', ip: '127.0.0.1', changes: { status: { from: 'running', to: 'stopping' } } } }, 'heartbeat changed')
+  log.warn({ err: new Error('down') }, 'poll failed')
+  const text = lines.join('')
+  t.equal(text.trim().split('\n').length, 2, text)
+  t.match(text, /INFO: heartbeat changed \{"audit":\{"who":"ops"/)
+  t.notMatch(text, /at .*\.ts:\d+/, 'no stack below debug')
 })
