@@ -96,3 +96,35 @@ export function requestSerializer (request: FastifyRequest): Record<string, unkn
     remotePort: request.socket?.remotePort
   }
 }
+
+interface OutageLogger {
+  warn: (fields: object, message: string) => void
+  info: (fields: object, message: string) => void
+  debug: (fields: object, message: string) => void
+}
+
+/**
+ * A failure that repeats while a dependency is down (the demo's polls, the event poller's reads): one warn line when
+ * it starts, one info line when it ends, the repeats at debug. An outage starting within `quietMs` of the last
+ * warn is logged at debug too, so a flapping database cannot fill the log.
+ */
+export function outageLog (log: OutageLogger, what: string, quietMs = 60_000, now = Date.now): { failed: (error: unknown) => void, succeeded: () => void } {
+  let since: number | undefined
+  let warnedAt = -Infinity
+  return {
+    failed (error) {
+      if (since !== undefined || now() - warnedAt < quietMs) {
+        log.debug({ err: error }, `${what} failed`)
+      } else {
+        warnedAt = now()
+        log.warn({ err: error }, `${what} failed (repeats are logged at debug until it works again)`)
+      }
+      since ??= now()
+    },
+    succeeded () {
+      if (since === undefined) return
+      log.info({ downForMs: now() - since }, `${what} works again`)
+      since = undefined
+    }
+  }
+}

@@ -9,7 +9,7 @@ import { withDeadline } from './db/errors.js'
 import type { EmbeddedDatabase } from './db/embedded.js'
 import type { DemoScheduler } from './demo/scheduler.js'
 import { loadOrCreateDevSecret } from './dev-secret.js'
-import { chooseLogFormat, prettyLogStream } from './logging.js'
+import { chooseLogFormat, outageLog, prettyLogStream } from './logging.js'
 
 /** One line on stderr, then exit 1: what an operator reads in a failed deploy's log. */
 function fail (message: string): never {
@@ -87,9 +87,11 @@ async function start (config: Config, opened: Opened): Promise<string> {
   const address = await app.listen({ host: config.host, port: config.port })
   if (opened.embedded !== undefined && config.demo.enabled) {
     const { DemoScheduler } = await import('./demo/scheduler.js')
+    const outage = outageLog(app.log, 'demo scheduler poll')
     opened.demo = new DemoScheduler(opened.embedded.admin, {
       intervalSeconds: config.demo.intervalSeconds,
-      onError: (err) => app.log.warn({ err }, 'demo scheduler poll failed')
+      onError: outage.failed,
+      onPoll: outage.succeeded
     })
     opened.demo.start()
   }

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { Writable } from 'node:stream'
 import t from 'tap'
-import { chooseLogFormat, prettyLogStream, prettyMessage } from '../src/logging.js'
+import { chooseLogFormat, outageLog, prettyLogStream, prettyMessage } from '../src/logging.js'
 import { TEST_SECRET, writeRow } from './helpers/app.js'
 import { startTestDatabase } from './helpers/database.js'
 import { embeddedDataDir, environment, ROOT, startServer, type Tap } from './helpers/server-process.js'
@@ -113,4 +113,33 @@ t.test('readable lines: a request, an error and an audit entry are one line each
   t.equal(text.trim().split('\n').length, 2, text)
   t.match(text, /INFO: heartbeat changed \{"audit":\{"who":"ops"/)
   t.notMatch(text, /at .*\.ts:\d+/, 'no stack below debug')
+})
+
+t.test('an outage is one warn line when it starts and one info line when it ends; repeats and flaps go to debug', async (t) => {
+  const lines: string[] = []
+  const logger = {
+    warn: (_: object, message: string) => { lines.push(`warn ${message}`) },
+    info: (fields: object, message: string) => { lines.push(`info ${message} ${JSON.stringify(fields)}`) },
+    debug: (_: object, message: string) => { lines.push(`debug ${message}`) }
+  }
+  let clock = 0
+  const outage = outageLog(logger, 'poll', 60_000, () => clock)
+  outage.succeeded()
+  t.same(lines, [], 'nothing while it works')
+  for (let i = 0; i < 5; i++) { outage.failed(new Error('down')); clock += 5_000 }
+  outage.succeeded()
+  outage.succeeded()
+  t.same(lines, [
+    'warn poll failed (repeats are logged at debug until it works again)',
+    'debug poll failed', 'debug poll failed', 'debug poll failed', 'debug poll failed',
+    'info poll works again {"downForMs":25000}'
+  ])
+  lines.length = 0
+  outage.failed(new Error('down again'))
+  t.same(lines, ['debug poll failed'], 'a new outage within a minute of the last warn: debug')
+  outage.succeeded()
+  clock += 60_000
+  lines.length = 0
+  outage.failed(new Error('down later'))
+  t.match(lines, [/^warn poll failed/], 'a minute later: warn again')
 })

@@ -8,6 +8,8 @@ import { transaction } from '../db/transaction.js'
 export interface DemoSchedulerOptions {
   intervalSeconds: number
   onError?: (error: unknown) => void
+  /** After each poll that succeeded (the start's log says when an outage ends). */
+  onPoll?: () => void
   /** How many jobs a poll dispatches when it may; 0 to 2 at random unless given. */
   jobsPerPoll?: () => number
   /** false: behave as today's real scheduler, which overwrites status, paused_reason and the breaker on every poll. */
@@ -37,6 +39,7 @@ export class DemoScheduler {
       // A poll slower than the interval is not overlapped by the next one: that tick is skipped.
       if (this.running !== undefined) return
       this.running = this.poll()
+        .then(() => { this.options.onPoll?.() })
         .catch((error: unknown) => { this.errorCount++; this.options.onError?.(error) })
         .finally(() => { this.running = undefined })
     }
