@@ -87,6 +87,8 @@ t.test('the process started with a hot standby as DATABASE_URL', async (t) => {
   const before = await rowText(primary.admin)
   const server = startServer(t, { DATABASE_URL: standby.apiUrl, JWT_SECRET: TEST_SECRET, PORT: '0', LOG_LEVEL: 'info' })
   const { address } = await server.ready(60_000)
+  const warning = server.logLines().find((line) => line.code === 'database_read_only')
+  t.match(warning, { level: 40, msg: /^DATABASE_URL: writes impossible: the database is read-only \(hot standby/ }, 'the start says so, once')
 
   const ready = await fetch(`${address}/readyz`)
   t.equal(ready.status, 200, 'the start\'s table and policy check passed, and it is ready for reads')
