@@ -62,8 +62,12 @@ async function chownTree (dir: string, owner: OsUser): Promise<void> {
   }
 }
 
-/** What the base backup leaves out of the copy (see PostgreSQL's "Making a Base Backup Using the Low Level API"). */
-const SKIPPED_FILES = new Set(['postmaster.pid', 'postmaster.opts', 'backup_label', 'tablespace_map', 'standby.signal', 'recovery.signal'])
+/**
+ * The cluster's own files only (no postmaster.pid, nor anything else kept beside them, such as a lock), and the
+ * directories whose contents a base backup leaves out (PostgreSQL's "Making a Base Backup Using the Low Level API").
+ */
+const isClusterFile = (name: string): boolean => name === 'PG_VERSION' || name === 'base' || name === 'global' ||
+  name.startsWith('pg_') || name === 'postgresql.conf' || name === 'postgresql.auto.conf'
 const EMPTIED_DIRS = new Set(['pg_wal', 'pg_replslot', 'pg_stat_tmp', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_subtrans'])
 
 export async function startStandby (primary: TestDatabase): Promise<TestStandby> {
@@ -95,7 +99,8 @@ export async function startStandby (primary: TestDatabase): Promise<TestStandby>
         filter: (file) => {
           const relative = path.relative(source, file)
           const [top, ...rest] = relative.split(path.sep)
-          if (rest.length === 0) return !SKIPPED_FILES.has(top ?? '')
+          if (relative === '') return true
+          if (rest.length === 0) return isClusterFile(top ?? '')
           return !EMPTIED_DIRS.has(top ?? '')
         }
       })
