@@ -50,9 +50,9 @@ export interface SchemaReport {
 
 /**
  * The table's shape against the seed and its policies against the API's mirror (empty lists when all agree), and
- * whether the database takes writes. One
- * transaction, one statement at a time: never statements in parallel on one connection (see transaction.ts). Give
- * it a statement timeout: pg_get_expr and pg_policies take ACCESS SHARE on the table, and wait behind any lock on it.
+ * whether the database takes writes. One transaction, one statement at a time: never statements in parallel on one
+ * connection (see transaction.ts). Give it a statement timeout: pg_get_expr and pg_policies take ACCESS SHARE on the
+ * table, and wait behind any lock on it.
  */
 export async function checkSchema (sql: Sql, settings: LocalSettings = {}): Promise<SchemaReport> {
   return await transaction(sql, async (tx) => {

@@ -11,7 +11,7 @@ export interface Writability {
 /** Why writes are impossible, in one phrase; undefined when the database takes them. */
 export function whyReadOnly ({ inRecovery, transactionReadOnly }: Writability): string | undefined {
   if (inRecovery) return 'the database is read-only (hot standby: a read replica, pg_is_in_recovery() is true)'
-  if (transactionReadOnly) return 'the database is read-only (default_transaction_read_only is on for the API\'s login role)'
+  if (transactionReadOnly) return 'the database is read-only (default_transaction_read_only is on in the API\'s sessions)'
   return undefined
 }
 
