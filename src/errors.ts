@@ -31,6 +31,12 @@ export const databaseUnavailable = (): ProblemError =>
   new ProblemError(503, 'database_unavailable', 'Database unavailable',
     'The database did not answer in time or refused the connection; try again shortly.', { 'retry-after': '5' })
 
+// No Retry-After: the same request fails the same way until the configuration changes.
+export const databaseReadOnly = (): ProblemError =>
+  new ProblemError(503, 'database_read_only', 'Database is read-only',
+    'The database at DATABASE_URL is read-only (a hot standby or read replica, or default_transaction_read_only is on): ' +
+    'nothing was written. Point DATABASE_URL at the primary to change the heartbeat.')
+
 export const heartbeatNotFound = (): ProblemError =>
   new ProblemError(404, 'heartbeat_not_found', 'No heartbeat row',
     'The table eva_scheduler_heartbeat has no row with id 1: the scheduler has never written one.')

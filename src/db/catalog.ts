@@ -2,6 +2,7 @@
 // rights of its own (NOINHERIT), and information_schema would hide a table it has no privilege on.
 import type { Sql, TransactionSql } from 'postgres'
 import { comparePolicies, type CatalogPolicy } from '../domain/policies.js'
+import { whyReadOnly, type Writability } from '../domain/read-only.js'
 import { compareTable, type CatalogColumn, type CatalogTable } from '../domain/table.js'
 import { transaction, type LocalSettings } from './transaction.js'
 
@@ -33,17 +34,30 @@ export async function readCatalogPolicies (sql: Sql | TransactionSql): Promise<C
   return [...rows]
 }
 
-export interface SchemaReport { table: string[], policies: string[] }
+/** In the API's own transaction, as its login role: a role-level default_transaction_read_only shows here too. */
+export async function readWritability (sql: Sql | TransactionSql): Promise<Writability> {
+  const [row] = await sql<Array<{ in_recovery: boolean, read_only: boolean }>>`
+    select pg_catalog.pg_is_in_recovery() as in_recovery, pg_catalog.current_setting('transaction_read_only') = 'on' as read_only`
+  return { inRecovery: row?.in_recovery === true, transactionReadOnly: row?.read_only === true }
+}
+
+export interface SchemaReport {
+  table: string[]
+  policies: string[]
+  /** Why writes are impossible (a hot standby, read-only transactions); undefined when the database takes them. */
+  readOnly: string | undefined
+}
 
 /**
- * The table's shape against the seed and its policies against the API's mirror; empty lists when all agree. One
- * transaction, one statement at a time: never statements in parallel on one connection (see transaction.ts). Give
- * it a statement timeout: pg_get_expr and pg_policies take ACCESS SHARE on the table, and wait behind any lock on it.
+ * The table's shape against the seed and its policies against the API's mirror (empty lists when all agree), and
+ * whether the database takes writes. One transaction, one statement at a time: never statements in parallel on one
+ * connection (see transaction.ts). Give it a statement timeout: pg_get_expr and pg_policies take ACCESS SHARE on the
+ * table, and wait behind any lock on it.
  */
 export async function checkSchema (sql: Sql, settings: LocalSettings = {}): Promise<SchemaReport> {
   return await transaction(sql, async (tx) => {
     const table = await readCatalogTable(tx)
     const policies = table.exists ? comparePolicies(await readCatalogPolicies(tx)) : []
-    return { table: compareTable(table), policies }
+    return { table: compareTable(table), policies, readOnly: whyReadOnly(await readWritability(tx)) }
   }, settings)
 }

@@ -17,6 +17,14 @@ const CLIENT_CODES = new Set([
 // says which); the heartbeat cannot be read, so its state is unknown rather than a crash of ours.
 const SERVER_STATES = /^(08|53|28)|^57014$|^57P0[1-5]$|^55P03$|^40001$|^40P01$|^3D000$|^42P01$|^42703$|^42501$/
 
+/**
+ * SQLSTATE 25006 read_only_sql_transaction: the database refuses writes (a hot standby, or default_transaction_read_only
+ * on). Not an outage: retrying never helps until DATABASE_URL points at a primary.
+ */
+export function isDatabaseReadOnly (error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '25006'
+}
+
 export function isDatabaseUnavailable (error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false
   const code = (error as { code?: unknown }).code

@@ -119,7 +119,8 @@ export class LocalPostgres {
         for (const line of chunk.split('\n')) if (line !== '') this.onLog(line)
         if (ready) return
         output = (output + chunk).slice(-16_384)
-        if (output.includes('database system is ready to accept connections')) {
+        // A hot standby says "ready to accept read-only connections" (test/helpers/standby.ts starts one).
+        if (/database system is ready to accept (read-only )?connections/.test(output)) {
           ready = true
           output = ''
           child.off('error', onError)

@@ -2,9 +2,9 @@
 // nothing internal (stack, SQL, token) reaches the answer.
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { isDatabaseUnavailable } from '../db/errors.js'
+import { isDatabaseReadOnly, isDatabaseUnavailable } from '../db/errors.js'
 import { whyNotWritable } from '../domain/patch.js'
-import { databaseUnavailable, ProblemError } from '../errors.js'
+import { databaseReadOnly, databaseUnavailable, ProblemError } from '../errors.js'
 
 type ValidationError = NonNullable<FastifyError['validation']>[number]
 
@@ -46,6 +46,7 @@ function clientProblem (error: FastifyError): ProblemError {
 export function toProblemError (error: FastifyError): ProblemError | undefined {
   if (error instanceof ProblemError) return error
   if (error.validation !== undefined) return validationProblem(error)
+  if (isDatabaseReadOnly(error)) return databaseReadOnly()
   if (isDatabaseUnavailable(error)) return databaseUnavailable()
   if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return clientProblem(error)
   return undefined

@@ -100,7 +100,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
         412: problem('If-Match does not match the current ETag: the row (or its verdict) changed; read it again'),
         413: problem('The body is larger than 16 KiB'),
         415: problem('The body is not application/json or application/merge-patch+json'),
-        503: problem('The database or the signing keys (JWKS_URL) are unavailable', 503)
+        503: problem('The database or the signing keys (JWKS_URL) are unavailable, or the database is read-only (database_read_only: a hot standby; nothing was written)', 503)
       }
     },
     // Authentication first, before the body is read: a caller without the role learns nothing about the body rules.

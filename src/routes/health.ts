@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { checkSchema } from '../db/catalog.js'
 import { isDatabaseUnavailable, withDeadline } from '../db/errors.js'
+import { writesImpossible } from '../domain/read-only.js'
 import { PUBLIC } from '../schemas.js'
 
 const HEALTH_JSON = 'application/health+json'
@@ -11,9 +12,15 @@ const Check = Type.Object({
   output: Type.Optional(Type.String())
 })
 
+// warn, not fail: a read replica serves every read, so the API stays ready (200); only PATCH is refused.
+const WritesCheck = Type.Object({
+  status: Type.Union([Type.Literal('pass'), Type.Literal('warn'), Type.Literal('fail')]),
+  output: Type.Optional(Type.String())
+}, { description: 'warn when the database is read-only (a hot standby, or default_transaction_read_only on): reads are served, PATCH answers 503 database_read_only' })
+
 export const ReadinessSchema = Type.Object({
   status: Type.Union([Type.Literal('pass'), Type.Literal('fail')]),
-  checks: Type.Object({ database: Check, table: Check, policies: Check })
+  checks: Type.Object({ database: Check, table: Check, policies: Check, writes: WritesCheck })
 }, { $id: 'Readiness', description: 'Whether this API can serve: database reachable, table and policies as expected' })
 
 const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = async (app, { statementTimeoutMs }) => {
@@ -53,13 +60,14 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = 
       const skipped = { status: 'fail' as const, output: 'not checked: the database is unavailable' }
       return await reply.code(503).header('retry-after', '5').send({
         status: 'fail',
-        checks: { database: { status: 'fail', output: 'the database did not answer in time or refused the connection' }, table: skipped, policies: skipped }
+        checks: { database: { status: 'fail', output: 'the database did not answer in time or refused the connection' }, table: skipped, policies: skipped, writes: skipped }
       })
     }
     const check = (problems: string[]) => problems.length === 0
       ? { status: 'pass' as const }
       : { status: 'fail' as const, output: problems.join('; ') }
-    const checks = { database: { status: 'pass' as const }, table: check(report.table), policies: check(report.policies) }
+    const writes = report.readOnly === undefined ? { status: 'pass' as const } : { status: 'warn' as const, output: writesImpossible(report.readOnly) }
+    const checks = { database: { status: 'pass' as const }, table: check(report.table), policies: check(report.policies), writes }
     const ready = report.table.length === 0 && report.policies.length === 0
     return await reply.code(ready ? 200 : 503).send({ status: ready ? 'pass' : 'fail', checks })
   })

@@ -9,12 +9,12 @@ const { app, db } = await startTestApp(t)
 const HEALTH_JSON = /^application\/health\+json(;|$)/
 const SELECT_POLICY = 'eva_scheduler_heartbeat_authenticated_select'
 
-interface Check { status: 'pass' | 'fail', output?: string }
-interface Readiness { status: 'pass' | 'fail', checks: { database: Check, table: Check, policies: Check } }
+interface Check { status: 'pass' | 'warn' | 'fail', output?: string }
+interface Readiness { status: 'pass' | 'fail', checks: { database: Check, table: Check, policies: Check, writes: Check } }
 
 const ALL_PASS: Readiness = {
   status: 'pass',
-  checks: { database: { status: 'pass' }, table: { status: 'pass' }, policies: { status: 'pass' } }
+  checks: { database: { status: 'pass' }, table: { status: 'pass' }, policies: { status: 'pass' }, writes: { status: 'pass' } }
 }
 
 function readiness (t: Test, res: LightMyRequestResponse, code: 200 | 503): Readiness {
