@@ -65,6 +65,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = 
         'policy expressions) is sent only to a service_role token or secret API key; a credential that is refused ' +
         'gets the public answer.',
       tags: ['health'],
+      // Public (a credential is optional: see the description), so no 401 or 429 is ever sent.
       security: PUBLIC,
       response: {
         200: { description: 'Ready', content: { [HEALTH_JSON]: { schema: Type.Ref(ReadinessSchema) } } },
