@@ -33,7 +33,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = 
   async function showsDetails (request: FastifyRequest): Promise<boolean> {
     try {
       if (readCredential(request.raw.rawHeaders).kind === 'none') return false
-    } catch {}
+    } catch {} // a malformed credential header is an attempt: authenticate() counts it as one
     try {
       request.principal = await app.authenticate(request, 'select')
     } catch (error) {
