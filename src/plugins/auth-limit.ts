@@ -4,7 +4,7 @@
 // that address 429 until the window ends for any credential that needs a signature check — a new good token too: no
 // cryptography is spent on a flood. A token verified before (in the token cache) is served all the same: it costs no
 // check, and its holder must not be locked out by others' failures. Routes that do not authenticate (public liveness,
-// /livez, /readyz, /docs) never look at the count, so a monitor polling them is never limited.
+// /livez, /docs, and /readyz without a credential) never look at the count, so a monitor polling them is never limited.
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'

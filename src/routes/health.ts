@@ -1,15 +1,17 @@
+import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import { checkSchema } from '../db/catalog.js'
-import { isDatabaseUnavailable, withDeadline } from '../db/errors.js'
-import { writesImpossible } from '../domain/read-only.js'
+import { readCredential } from '../auth/credentials.js'
+import { checkReadiness, READINESS_REUSE_MS, SharedResult } from '../db/readiness.js'
+import { DETAILS_ROLE, withoutDetails } from '../domain/readiness.js'
+import { ProblemError } from '../errors.js'
 import { PUBLIC } from '../schemas.js'
 
 const HEALTH_JSON = 'application/health+json'
 
 const Check = Type.Object({
   status: Type.Union([Type.Literal('pass'), Type.Literal('fail')]),
-  output: Type.Optional(Type.String())
+  output: Type.Optional(Type.String({ description: 'What the check found wrong; only for service_role callers' }))
 })
 
 // warn, not fail: a read replica serves every read, so the API stays ready (200); only PATCH is refused.
@@ -21,11 +23,32 @@ const WritesCheck = Type.Object({
 export const ReadinessSchema = Type.Object({
   status: Type.Union([Type.Literal('pass'), Type.Literal('fail')]),
   checks: Type.Object({ database: Check, table: Check, policies: Check, writes: WritesCheck })
-}, { $id: 'Readiness', description: 'Whether this API can serve: database reachable, table and policies as expected' })
+}, {
+  $id: 'Readiness',
+  description: 'Whether this API can serve: database reachable, table and policies as expected. Every caller gets each ' +
+    'check\'s status; only a service_role token or secret API key also gets the failing checks\' `output`.'
+})
 
 const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = async (app, { statementTimeoutMs }) => {
-  // A little over the server's statement timeout, so that the server's own cancellation normally wins.
-  const deadlineMs = statementTimeoutMs + 500
+  const readiness = new SharedResult(async () => await checkReadiness(app.sql, { statementTimeoutMs }), READINESS_REUSE_MS)
+
+  /**
+   * Whether the caller may see the checks' details. /readyz stays public: no credential is never an attempt (a probe
+   * never meets the failed-authentication limit), and a credential that is refused gets the public answer, not a 401.
+   */
+  async function showsDetails (request: FastifyRequest): Promise<boolean> {
+    try {
+      if (readCredential(request.raw.rawHeaders).kind === 'none') return false
+    } catch {} // a malformed credential header is an attempt: authenticate() counts it as one
+    try {
+      request.principal = await app.authenticate(request, 'select')
+    } catch (error) {
+      if (error instanceof ProblemError) return false
+      throw error
+    }
+    return request.principal.role === DETAILS_ROLE
+  }
+
   app.get('/livez', {
     schema: {
       operationId: 'getLivez',
@@ -43,33 +66,24 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = 
     schema: {
       operationId: 'getReadyz',
       summary: 'Database reachable, table shape as expected, policies as mirrored',
+      description: `Public. One check runs at a time, and its result is reused for ${READINESS_REUSE_MS} ms from its start, ` +
+        'so a flood of probes costs the database about one catalog check a second. The checks\' `output` (drift, ' +
+        'policy expressions) is sent only to a service_role token or secret API key; a credential that is refused ' +
+        'gets the public answer.',
       tags: ['health'],
+      // Public (a credential is optional: see the description), so no 401 or 429 is ever sent.
       security: PUBLIC,
       response: {
         200: { description: 'Ready', content: { [HEALTH_JSON]: { schema: Type.Ref(ReadinessSchema) } } },
-        503: { description: 'Not ready: the failing check says why', content: { [HEALTH_JSON]: { schema: Type.Ref(ReadinessSchema) } } }
+        503: { description: 'Not ready: the failing check says which (and, to service_role, why)', content: { [HEALTH_JSON]: { schema: Type.Ref(ReadinessSchema) } } }
       }
     }
-  }, async (_request, reply) => {
+  }, async (request, reply) => {
     void reply.type(HEALTH_JSON).header('cache-control', 'no-store')
-    let report
-    try {
-      report = await withDeadline(checkSchema(app.sql, { statementTimeoutMs }), deadlineMs)
-    } catch (error) {
-      if (!isDatabaseUnavailable(error)) throw error
-      const skipped = { status: 'fail' as const, output: 'not checked: the database is unavailable' }
-      return await reply.code(503).header('retry-after', '5').send({
-        status: 'fail',
-        checks: { database: { status: 'fail', output: 'the database did not answer in time or refused the connection' }, table: skipped, policies: skipped, writes: skipped }
-      })
-    }
-    const check = (problems: string[]) => problems.length === 0
-      ? { status: 'pass' as const }
-      : { status: 'fail' as const, output: problems.join('; ') }
-    const writes = report.readOnly === undefined ? { status: 'pass' as const } : { status: 'warn' as const, output: writesImpossible(report.readOnly) }
-    const checks = { database: { status: 'pass' as const }, table: check(report.table), policies: check(report.policies), writes }
-    const ready = report.table.length === 0 && report.policies.length === 0
-    return await reply.code(ready ? 200 : 503).send({ status: ready ? 'pass' : 'fail', checks })
+    const detailed = await showsDetails(request)
+    const report = await readiness.get()
+    if (report.checks.database.status === 'fail') void reply.header('retry-after', '5')
+    return await reply.code(report.status === 'pass' ? 200 : 503).send(detailed ? report : withoutDetails(report))
   })
 }
 

@@ -2,6 +2,7 @@
 // it knows (503 unknown / database_unavailable, /livez still 200), and the app recovers without a restart.
 import type { LightMyRequestResponse } from 'fastify'
 import t from 'tap'
+import { READINESS_REUSE_MS } from '../../src/db/readiness.js'
 import { bearer, startTestApp, writeRow } from '../helpers/app.js'
 
 const STATEMENT_TIMEOUT_MS = 1000
@@ -117,6 +118,7 @@ t.test('a database outage: quick 503s, /livez unaffected, recovery without a res
     const heartbeat = await app.inject({ url: '/heartbeat', headers: reader })
     t.equal(heartbeat.statusCode, 200)
     t.equal(heartbeat.json<{ heartbeat: { id: number } }>().heartbeat.id, 1)
+    await new Promise((resolve) => setTimeout(resolve, READINESS_REUSE_MS)) // the outage's failed check is reused that long
     const ready = await app.inject({ url: '/readyz' })
     t.equal(ready.statusCode, 200)
   })

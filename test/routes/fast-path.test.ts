@@ -8,6 +8,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig, type AppConfig } from '../../src/config.js'
+import { READINESS_REUSE_MS } from '../../src/db/readiness.js'
 import { bearer, startTestApp, TEST_SECRET, token, writeRow } from '../helpers/app.js'
 import { countStatements, resetStatements, startTestDatabase } from '../helpers/database.js'
 
@@ -139,6 +140,7 @@ t.test('reads', async (t) => {
     t.equal(total(await countStatements(db.admin, SWITCHES)), 10, 'one transaction per request while the policies differ')
 
     await restorePolicy()
+    await sleep(READINESS_REUSE_MS + 50) // the 503 above is reused that long
     t.equal((await get(app, '/readyz')).statusCode, 200)
     await app.store.checkPolicies()
     t.equal(app.store.policiesAsMirrored, true)

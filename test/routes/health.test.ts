@@ -1,10 +1,29 @@
-// /livez, /readyz (policy and table drift read from the real catalog), the 404 problem, /openapi.json and /docs.
-import type { LightMyRequestResponse } from 'fastify'
+// /livez, /readyz (policy and table drift read from the real catalog; details for service_role only), the 404
+// problem, /openapi.json and /docs.
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { startTestApp } from '../helpers/app.js'
+import { READINESS_REUSE_MS } from '../../src/db/readiness.js'
+import { bearer, startTestApp } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'
 
-const { app, db } = await startTestApp(t)
+const API_KEY = 'sb_secret_readyz_test_key_0123456789abcdef'
+const { app, db } = await startTestApp(t, { env: { SERVICE_API_KEYS: API_KEY } })
+const service = await bearer('service_role')
+const reader = await bearer('authenticated')
+
+/** A readiness result is reused for READINESS_REUSE_MS from its start: after a change, wait that out once. */
+const afterReuse = async (): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, READINESS_REUSE_MS + 50)) }
+
+/** The service_role view (every check's output) and the anonymous one, of the same shared result. */
+async function both (target: FastifyInstance = app): Promise<{ detailed: LightMyRequestResponse, anonymous: LightMyRequestResponse }> {
+  await afterReuse()
+  return { detailed: await target.inject({ url: '/readyz', headers: service }), anonymous: await target.inject({ url: '/readyz' }) }
+}
+
+/** Each check's status, and no output anywhere: what an anonymous caller sees. */
+function coarse (t: Test, body: Readiness): void {
+  for (const [name, check] of Object.entries(body.checks)) t.same(Object.keys(check), ['status'], `${name}: status only`)
+}
 
 const HEALTH_JSON = /^application\/health\+json(;|$)/
 const SELECT_POLICY = 'eva_scheduler_heartbeat_authenticated_select'
@@ -52,7 +71,8 @@ t.test('/readyz reports a policy whose expression drifted', async (t) => {
   }
   t.teardown(restore)
 
-  const body = readiness(t, await app.inject({ url: '/readyz' }), 503)
+  const { detailed, anonymous } = await both()
+  const body = readiness(t, detailed, 503)
   t.equal(body.status, 'fail')
   t.same(body.checks.database, { status: 'pass' })
   t.same(body.checks.table, { status: 'pass' })
@@ -60,8 +80,12 @@ t.test('/readyz reports a policy whose expression drifted', async (t) => {
   t.match(body.checks.policies.output, SELECT_POLICY, 'the output names the policy')
   t.match(body.checks.policies.output, /false/, 'and says what it found')
   t.notMatch(body.checks.policies.output, 'eva_scheduler_heartbeat_service_role_all', 'only the drifted policy is named')
+  t.same(readiness(t, anonymous, 503), {
+    status: 'fail', checks: { database: { status: 'pass' }, table: { status: 'pass' }, policies: { status: 'fail' }, writes: { status: 'pass' } }
+  }, 'anonymous: which check fails, not the policy or its expression')
 
   await restore()
+  await afterReuse()
   t.same(readiness(t, await app.inject({ url: '/readyz' }), 200), ALL_PASS, 'ready again once restored')
 })
 
@@ -75,12 +99,16 @@ t.test('/readyz reports a policy the mirror does not know', async (t) => {
   }
   t.teardown(drop)
 
-  const body = readiness(t, await app.inject({ url: '/readyz' }), 503)
+  const { detailed, anonymous } = await both()
+  const body = readiness(t, detailed, 503)
   t.equal(body.checks.policies.status, 'fail')
   t.match(body.checks.policies.output, 'eva_extra_anon_read')
   t.same(body.checks.table, { status: 'pass' })
+  coarse(t, readiness(t, anonymous, 503))
+  t.notMatch(anonymous.body, 'eva_extra_anon_read')
 
   await drop()
+  await afterReuse()
   t.same(readiness(t, await app.inject({ url: '/readyz' }), 200), ALL_PASS)
 })
 
@@ -90,8 +118,9 @@ t.test('/readyz reports a policy that was dropped', async (t) => {
     await db.admin`create policy eva_scheduler_heartbeat_service_role_all on public.eva_scheduler_heartbeat
       for all to service_role using (true) with check (true)`
   })
-  const body = readiness(t, await app.inject({ url: '/readyz' }), 503)
-  t.match(body.checks.policies.output, 'eva_scheduler_heartbeat_service_role_all')
+  const { detailed, anonymous } = await both()
+  t.match(readiness(t, detailed, 503).checks.policies.output, 'eva_scheduler_heartbeat_service_role_all')
+  coarse(t, readiness(t, anonymous, 503))
 })
 
 t.test('/readyz reports a table that is not the seed\'s', async (t) => {
@@ -115,7 +144,10 @@ t.test('/readyz reports a table that is not the seed\'s', async (t) => {
       updated_at timestamp with time zone not null default now()
     )`)
   const { app: drifted } = await startTestApp(t, { db: other })
-  const body = readiness(t, await drifted.inject({ url: '/readyz' }), 503)
+  const { detailed, anonymous } = await both(drifted)
+  coarse(t, readiness(t, anonymous, 503))
+  t.notMatch(anonymous.body, /error_count|row level security/, 'anonymous: no table problems')
+  const body = readiness(t, detailed, 503)
   t.equal(body.status, 'fail')
   t.same(body.checks.database, { status: 'pass' })
   t.equal(body.checks.table.status, 'fail')
@@ -125,8 +157,40 @@ t.test('/readyz reports a table that is not the seed\'s', async (t) => {
   t.equal(body.checks.policies.status, 'fail', 'neither policy exists there')
 
   await other.admin.unsafe('drop table public.eva_scheduler_heartbeat')
-  const gone = readiness(t, await drifted.inject({ url: '/readyz' }), 503)
+  await afterReuse()
+  const gone = readiness(t, await drifted.inject({ url: '/readyz', headers: service }), 503)
   t.match(gone.checks.table.output, /does not exist/, 'no table at all')
+})
+
+t.test('/readyz details: only a service_role token or secret API key sees them; no credential or a refused one gets the public answer', async (t) => {
+  await db.admin`alter policy eva_scheduler_heartbeat_authenticated_select on public.eva_scheduler_heartbeat using ((current_setting('request.jwt.claims', true)::jsonb ->> 'sub') = 'owner-7f3a')`
+  t.teardown(async () => {
+    await db.admin`alter policy eva_scheduler_heartbeat_authenticated_select on public.eva_scheduler_heartbeat using (true)`
+  })
+  await afterReuse()
+  const callers: Array<[string, Record<string, string>, boolean]> = [
+    ['no credential', {}, false],
+    ['an authenticated token', reader, false],
+    ['a token that does not verify', { authorization: `Bearer ${(await bearer('service_role')).authorization.slice(7, -4)}AAAA` }, false],
+    ['a malformed Authorization header', { authorization: 'Basic Zm9vOmJhcg==' }, false],
+    ['a publishable key', { apikey: 'sb_publishable_abc123' }, false],
+    ['an unknown secret key', { apikey: 'sb_secret_not_one_of_ours_0123456789' }, false],
+    ['a service_role token', service, true],
+    ['the secret API key', { apikey: API_KEY }, true]
+  ]
+  for (const [who, headers, detailed] of callers) {
+    const res = await app.inject({ url: '/readyz', headers })
+    const body = readiness(t, res, 503)
+    t.equal(body.checks.policies.status, 'fail', `${who}: 503, the policies check fails`)
+    if (detailed) {
+      t.match(body.checks.policies.output, /owner-7f3a/, `${who}: sees the drift and the expression`)
+    } else {
+      coarse(t, body)
+      t.notMatch(res.body, /owner-7f3a|request\.jwt|eva_scheduler_heartbeat_authenticated_select/, `${who}: no policy name or expression`)
+    }
+  }
+  const head = await app.inject({ method: 'HEAD', url: '/readyz', headers: reader })
+  t.equal(head.statusCode, 503, 'HEAD with a token: the same status')
 })
 
 t.test('an unknown route is a 404 problem', async (t) => {
