@@ -78,13 +78,18 @@ export class ApiClient {
     if (this.options.token !== undefined) headers.authorization = `Bearer ${this.options.token}`
     if (this.options.apiKey !== undefined) headers.apikey = this.options.apiKey
     if (options.body !== undefined) headers['content-type'] = 'application/json'
+    // Released once the answer is read: undici keeps a connection whose answer announced a body it never sent (a 304
+    // with a Content-Length) busy and referenced until the timeout, which held the process open after its answer.
+    const done = new AbortController()
     let response: Response
     try {
       response = await fetch(url, {
         method,
         headers,
         ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
-        signal: AbortSignal.timeout(this.options.timeoutMs)
+        // Never followed: fetch drops Authorization on a cross-origin redirect but sends apikey on to wherever it points.
+        redirect: 'manual',
+        signal: AbortSignal.any([done.signal, AbortSignal.timeout(this.options.timeoutMs)])
       })
     } catch (error) {
       throw new CliError(unreachable(url, error, this.options.timeoutMs))
@@ -96,9 +101,31 @@ export class ApiClient {
       json = /^application\/([\w.-]+\+)?json\b|^application\/health\+json\b/i.test(type) && text !== '' ? JSON.parse(text) : undefined
     } catch (error) {
       throw new CliError(unreachable(url, error, this.options.timeoutMs))
+    } finally {
+      done.abort()
     }
+    if (isRedirect(response.status)) throw new CliError(redirected(url, response))
     return { status: response.status, headers: response.headers, json }
   }
+}
+
+/** 3xx but 304, which is the answer to If-None-Match rather than a pointer elsewhere. */
+export const isRedirect = (status: number): boolean => status >= 300 && status < 400 && status !== 304
+
+/** "http://api/heartbeat answered 302, a redirect to https://elsewhere/heartbeat, not followed: …" */
+export function redirected (url: URL, answer: { status: number, headers: Headers }): string {
+  const location = answer.headers.get('location')
+  let target = 'a redirect with no Location'
+  if (location !== null) {
+    let resolved: string
+    try {
+      resolved = new URL(location, url).href
+    } catch {
+      resolved = JSON.stringify(location)
+    }
+    target = `a redirect to ${resolved.length > 300 ? `${resolved.slice(0, 300)}…` : resolved}`
+  }
+  return `${url.origin}${url.pathname} answered ${answer.status}, ${target}, not followed: point --url at the API itself`
 }
 
 function unreachable (url: URL, error: unknown, timeoutMs: number): string {

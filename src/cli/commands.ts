@@ -1,5 +1,6 @@
 // The ops CLI's commands. `runCli` takes the arguments and environment and writes through `io`, so it runs the
 // same under the `eva-heartbeat` bin and in tests; it talks to the HTTP API only, never to the database.
+import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import type { BreakerState } from '../domain/heartbeat.js'
 import { breakerBody, pauseBody, RESUME_BODY, type HeartbeatPatch } from '../domain/patch.js'
@@ -25,8 +26,11 @@ commands:
 
 options:
   --url URL          the API (default $EVA_HEARTBEAT_URL, else ${DEFAULT_URL})
-  --token JWT        bearer token (default $EVA_HEARTBEAT_TOKEN)
-  --api-key KEY      a secret API key, sb_secret_… (default $EVA_HEARTBEAT_API_KEY), instead of a token
+  --token-file PATH  read the bearer token from a file (default $EVA_HEARTBEAT_TOKEN)
+  --api-key-file PATH
+                     read a secret API key, sb_secret_…, from a file (default $EVA_HEARTBEAT_API_KEY), instead of a token
+  --token JWT, --api-key KEY
+                     the same on the command line, where every local user sees it in ps (warned)
   --if-match ETAG    pause/resume/breaker: change only while the heartbeat is as last read (412 otherwise)
   --grace SECONDS    status/check: the grace for this verdict instead of the server's rule
   --json             print the API's JSON answer instead of text (with --wait: one object about the wait)
@@ -37,7 +41,8 @@ options:
   -h, --help         this text
 
 Other commands exit 0 on success, 1 when the API refused or could not be reached, 2 on a usage error
-(pause/resume --wait: as above); errors are one line on stderr.`
+(pause/resume --wait: as above); errors are one line on stderr. A redirect is never followed: it is an error that
+names where it pointed (exit 1; check 3 UNKNOWN; --wait 3).`
 
 export interface CliIo {
   stdout: (text: string) => void
@@ -49,7 +54,9 @@ type Env = Record<string, string | undefined>
 const OPTIONS = {
   url: { type: 'string' },
   token: { type: 'string' },
+  'token-file': { type: 'string' },
   'api-key': { type: 'string' },
+  'api-key-file': { type: 'string' },
   'if-match': { type: 'string' },
   grace: { type: 'string' },
   json: { type: 'boolean', default: false },
@@ -65,12 +72,13 @@ const OPTIONS = {
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS, allowPositionals: true, strict: true }>>['values']
 
 /** Which options each command takes; anything else is a usage error rather than silently ignored. */
+const CREDENTIALS = ['token', 'token-file', 'api-key', 'api-key-file'] as const
 const ACCEPTS: Record<string, ReadonlyArray<keyof typeof OPTIONS>> = {
-  status: ['url', 'token', 'api-key', 'grace', 'json', 'timeout'],
-  check: ['url', 'token', 'api-key', 'grace', 'json', 'timeout'],
-  pause: ['url', 'token', 'api-key', 'if-match', 'json', 'timeout', 'reason', 'wait'],
-  resume: ['url', 'token', 'api-key', 'if-match', 'json', 'timeout', 'wait'],
-  breaker: ['url', 'token', 'api-key', 'if-match', 'json', 'timeout'],
+  status: ['url', ...CREDENTIALS, 'grace', 'json', 'timeout'],
+  check: ['url', ...CREDENTIALS, 'grace', 'json', 'timeout'],
+  pause: ['url', ...CREDENTIALS, 'if-match', 'json', 'timeout', 'reason', 'wait'],
+  resume: ['url', ...CREDENTIALS, 'if-match', 'json', 'timeout', 'wait'],
+  breaker: ['url', ...CREDENTIALS, 'if-match', 'json', 'timeout'],
   token: ['role', 'ttl', 'sub', 'json']
 }
 
@@ -98,35 +106,85 @@ function checkedCredential (value: string | undefined, from: string): string | u
   return value
 }
 
-/** A token or a secret API key, never both (the API refuses the pair as ambiguous): an option beats the environment. */
-function credentialFor (values: Values, env: Env): { token?: string, apiKey?: string } {
-  const token = checkedCredential(given(values.token), '--token')
-  const apiKey = checkedCredential(given(values['api-key']), '--api-key')
-  if (token !== undefined && apiKey !== undefined) throw usage('give --token or --api-key, not both')
-  if (token !== undefined || apiKey !== undefined) return { token, apiKey }
+/**
+ * A credential file as a secret manager or `umask 077; … > file` writes it: the whole file, less one final newline.
+ * Every failure names the file and never shows its contents.
+ */
+export async function readCredentialFile (option: string, file: string): Promise<string> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (error) {
+    const code = (error as { code?: unknown }).code
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EISDIR' ? 'a directory' : `cannot be read (${String(code ?? error)})`
+    throw usage(`${option} ${JSON.stringify(file)}: ${why}`)
+  }
+  const value = text.replace(/\r?\n$/, '')
+  if (value === '') throw usage(`${option} ${JSON.stringify(file)} is empty`)
+  return value
+}
+
+interface Credential { token?: string, apiKey?: string, onCommandLine?: '--token' | '--api-key' }
+
+/**
+ * A token or a secret API key, never both (the API refuses the pair as ambiguous), and from one place: an option
+ * (a file, or the value itself) beats the environment.
+ */
+async function credentialFor (values: Values, env: Env): Promise<Credential> {
+  const options = CREDENTIALS.filter((name) => name.endsWith('-file') ? values[name] !== undefined : given(values[name]) !== undefined)
+  if (options.length > 1) throw usage(`give one token or key, not ${options.map((name) => `--${name}`).join(' and ')}`)
+  switch (options[0]) {
+    case 'token': return { token: checkedCredential(given(values.token), '--token'), onCommandLine: '--token' }
+    case 'api-key': return { apiKey: checkedCredential(given(values['api-key']), '--api-key'), onCommandLine: '--api-key' }
+    case 'token-file': {
+      const file = values['token-file'] ?? ''
+      return { token: checkedCredential(await readCredentialFile('--token-file', file), `--token-file ${JSON.stringify(file)}`) }
+    }
+    case 'api-key-file': {
+      const file = values['api-key-file'] ?? ''
+      return { apiKey: checkedCredential(await readCredentialFile('--api-key-file', file), `--api-key-file ${JSON.stringify(file)}`) }
+    }
+  }
   const fromEnv = {
     token: checkedCredential(given(env.EVA_HEARTBEAT_TOKEN), 'EVA_HEARTBEAT_TOKEN'),
     apiKey: checkedCredential(given(env.EVA_HEARTBEAT_API_KEY), 'EVA_HEARTBEAT_API_KEY')
   }
   if (fromEnv.token !== undefined && fromEnv.apiKey !== undefined) {
-    throw usage('EVA_HEARTBEAT_TOKEN and EVA_HEARTBEAT_API_KEY are both set: unset one, or pass --token or --api-key')
+    throw usage('EVA_HEARTBEAT_TOKEN and EVA_HEARTBEAT_API_KEY are both set: unset one, or pass --token-file or --api-key-file')
   }
   return fromEnv
 }
 
-function clientFor (values: Values, env: Env): ApiClient {
-  const { token, apiKey } = credentialFor(values, env)
-  return new ApiClient({
+/** One line, never the value: an argument is in every local user's `ps` and in shell history. */
+export function commandLineWarning (option: '--token' | '--api-key'): string {
+  const instead = option === '--token' ? '--token-file PATH or EVA_HEARTBEAT_TOKEN' : '--api-key-file PATH or EVA_HEARTBEAT_API_KEY'
+  return `eva-heartbeat: warning: ${option} on the command line is visible to every local user (ps); use ${instead}\n`
+}
+
+async function clientFor (values: Values, env: Env, io: CliIo): Promise<ApiClient> {
+  const { token, apiKey, onCommandLine } = await credentialFor(values, env)
+  const client = new ApiClient({
     url: values.url ?? env.EVA_HEARTBEAT_URL ?? DEFAULT_URL,
     token,
     apiKey,
     timeoutMs: positiveSeconds('timeout', values.timeout, 10) * 1000
   })
+  if (onCommandLine !== undefined) io.stderr(commandLineWarning(onCommandLine))
+  return client
 }
 
-function requireToken (client: ApiClient, command: string, role: string): void {
+/**
+ * How to mint a token for the embedded default: `npm run -s token` when run by npm in this checkout (there is no
+ * eva-heartbeat command there), else the installed bin's own command, and the checkout's beside it.
+ */
+export function mintHint (role: string, env: Env): string {
+  const checkout = `npm run -s token -- --role ${role}`
+  return env.npm_package_name === 'eva-heartbeat-api' ? checkout : `eva-heartbeat token --role ${role}, in a checkout ${checkout},`
+}
+
+function requireToken (client: ApiClient, command: string, roles: string, mintRole: string, env: Env): void {
   if (!client.hasToken) {
-    throw usage(`${command} needs a ${role} token: --token or EVA_HEARTBEAT_TOKEN (eva-heartbeat token --role ${role} mints one for the embedded default), or a secret API key: --api-key or EVA_HEARTBEAT_API_KEY`)
+    throw usage(`${command} needs ${/^[aeiou]/.test(roles) ? 'an' : 'a'} ${roles} token: --token-file PATH or EVA_HEARTBEAT_TOKEN (${mintHint(mintRole, env)} mints one for the embedded default), or a secret API key: --api-key-file PATH or EVA_HEARTBEAT_API_KEY`)
   }
 }
 
@@ -137,8 +195,8 @@ function graceQuery (values: Values): Record<string, string> {
 const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n'
 
 async function status (values: Values, env: Env, io: CliIo): Promise<number> {
-  const client = clientFor(values, env)
-  requireToken(client, 'status', 'authenticated or service_role')
+  const client = await clientFor(values, env, io)
+  requireToken(client, 'status', 'authenticated or service_role', 'authenticated', env)
   const answer = await client.request('GET', 'heartbeat', { query: graceQuery(values) })
   if (answer.status !== 200 || !isHeartbeatAnswer(answer.json)) throw new CliError(describeFailure(answer))
   io.stdout(values.json ? json(answer.json) : formatStatus(answer.json, answer.headers.get('etag')))
@@ -150,7 +208,7 @@ async function check (values: Values, env: Env, io: CliIo): Promise<number> {
   let result: CheckResult
   let liveness: unknown
   try {
-    const client = clientFor(values, env)
+    const client = await clientFor(values, env, io)
     const answer: ApiAnswer = await client.request('GET', 'heartbeat/liveness', { query: graceQuery(values) })
     liveness = answer.json
     result = (answer.status === 200 || answer.status === 503) && isLiveness(answer.json)
@@ -167,8 +225,8 @@ async function check (values: Values, env: Env, io: CliIo): Promise<number> {
 }
 
 async function change (command: string, what: string, body: HeartbeatPatch, values: Values, env: Env, io: CliIo, waitSeconds?: number): Promise<number> {
-  const client = clientFor(values, env)
-  requireToken(client, command, 'service_role')
+  const client = await clientFor(values, env, io)
+  requireToken(client, command, 'service_role', 'service_role', env)
   const headers = values['if-match'] === undefined ? undefined : { 'if-match': values['if-match'] }
   if (waitSeconds !== undefined) {
     const { decision, context } = await changeAndWait(client, {

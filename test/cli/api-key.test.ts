@@ -40,7 +40,7 @@ t.test('a key and a token together: a usage error (exit 2), nothing sent', async
   const token = (await bearer('service_role')).authorization.slice(7)
   let result = await run(['pause', '--reason', 'x', '--api-key', KEY, '--token', token])
   t.equal(result.code, 2)
-  t.match(result.stderr, /give --token or --api-key, not both/)
+  t.match(result.stderr, /give one token or key, not --token and --api-key/)
   result = await run(['pause', '--reason', 'x'], { EVA_HEARTBEAT_API_KEY: KEY, EVA_HEARTBEAT_TOKEN: token })
   t.equal(result.code, 2)
   t.match(result.stderr, /EVA_HEARTBEAT_TOKEN and EVA_HEARTBEAT_API_KEY are both set/)
@@ -51,7 +51,7 @@ t.test('a key and a token together: a usage error (exit 2), nothing sent', async
   t.match(result.stderr, /401 invalid_api_key/)
   result = await run(['status'])
   t.equal(result.code, 2)
-  t.match(result.stderr, /or a secret API key: --api-key or EVA_HEARTBEAT_API_KEY/)
+  t.match(result.stderr, /or a secret API key: --api-key-file PATH or EVA_HEARTBEAT_API_KEY/)
 })
 
 t.test('a credential a header cannot carry: a usage error (exit 2) that names where it came from, never the value', async (t) => {

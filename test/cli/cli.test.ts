@@ -120,7 +120,7 @@ t.test('status: the verdict and the row, for people and for scripts', async (t) 
   t.equal(body.liveness.state, 'alive')
 
   t.equal(noToken.code, 2, 'no token: usage error')
-  oneErrorLine(t, noToken, /status needs a authenticated or service_role token: --token or EVA_HEARTBEAT_TOKEN/)
+  oneErrorLine(t, noToken, /status needs an authenticated or service_role token: --token-file PATH or EVA_HEARTBEAT_TOKEN \(eva-heartbeat token --role authenticated, in a checkout npm run -s token -- --role authenticated, mints one/)
 })
 
 t.test('pause, resume and breaker change the row; the verdict follows', async (t) => {
@@ -151,8 +151,8 @@ t.test('the API refusing: one line on stderr, exit 1, and the row as it was', as
   await writeRow(db.admin)
   const before = await rowText(db.admin)
   const [forbidden, stale] = await Promise.all([
-    cli(['pause', '--reason', 'x', '--token', readerToken]),
-    cli(['pause', '--reason', 'x', '--if-match', '"stale"', '--token', serviceToken])
+    cli(['pause', '--reason', 'x'], { EVA_HEARTBEAT_TOKEN: readerToken }),
+    cli(['pause', '--reason', 'x', '--if-match', '"stale"'], { EVA_HEARTBEAT_TOKEN: serviceToken })
   ])
   t.equal(forbidden.code, 1)
   oneErrorLine(t, forbidden, /^eva-heartbeat: 403 insufficient_scope: Role authenticated may not update the heartbeat\.\n$/)

@@ -43,9 +43,9 @@ t.test('usage errors: exit 2, one line on stderr, nothing sent', async (t) => {
     [['breaker', ...token], /breaker takes one of open, close, half-open/],
     [['breaker', 'sideways', ...token], /breaker takes one of open, close, half-open/],
     [['breaker', 'open', 'close', ...token], /breaker takes one of open, close, half-open/],
-    [['resume'], /resume needs a service_role token: --token or EVA_HEARTBEAT_TOKEN/],
+    [['resume'], /resume needs a service_role token: --token-file PATH or EVA_HEARTBEAT_TOKEN/],
     [['resume', '--token', '   '], /resume needs a service_role token/],
-    [['status'], /status needs a authenticated or service_role token/],
+    [['status'], /status needs an authenticated or service_role token/],
     [['resume', '--url', 'not a url', ...token], /--url must be an http\(s\) URL \(got "not a url"\)/],
     [['check', '--url', 'ftp://example.com/'], /--url must be an http\(s\) URL/],
     [['check', '--timeout', '0'], /--timeout must be a number of seconds above 0 \(got "0"\)/],
@@ -93,18 +93,18 @@ t.test('check passes --grace and --token on, and --json describes the result', a
 t.test('writes: --if-match, and the API\'s 400 passed on', async (t) => {
   await writeRow(db.admin)
   const res = await app.inject({ method: 'GET', url: '/heartbeat', headers: await bearer('authenticated') })
-  let result = await run(['breaker', 'half-open', '--if-match', String(res.headers.etag), '--token', serviceToken])
+  let result = await run(['breaker', 'half-open', '--if-match', String(res.headers.etag)], { EVA_HEARTBEAT_TOKEN: serviceToken })
   t.equal(result.code, 0, 'the current ETag: the change goes through')
   t.match(result.stdout, /^breaker HALF_OPEN: .*verdict degraded \(warn\)\n$/)
-  result = await run(['breaker', 'half-open', '--if-match', String(res.headers.etag), '--token', serviceToken])
+  result = await run(['breaker', 'half-open', '--if-match', String(res.headers.etag)], { EVA_HEARTBEAT_TOKEN: serviceToken })
   t.equal(result.code, 1, 'the same ETag again is stale')
   t.match(result.stderr, /^eva-heartbeat: 412 precondition_failed: /)
   const before = await rowText(db.admin)
-  result = await run(['pause', '--reason', 'x'.repeat(501), '--token', serviceToken])
+  result = await run(['pause', '--reason', 'x'.repeat(501)], { EVA_HEARTBEAT_TOKEN: serviceToken })
   t.equal(result.code, 1)
   t.equal(result.stderr, 'eva-heartbeat: 400 invalid_request: body paused_reason must be at most 500 characters after trimming (got 501).\n')
   t.equal(await rowText(db.admin), before)
-  result = await run(['pause', '--reason', 'line one\nline two', '--token', serviceToken, '--json'])
+  result = await run(['pause', '--reason', 'line one\nline two', '--json'], { EVA_HEARTBEAT_TOKEN: serviceToken })
   t.equal(result.code, 0)
   t.equal((JSON.parse(result.stdout) as { heartbeat: { paused_reason: string } }).heartbeat.paused_reason, 'line one\nline two')
 })
@@ -117,7 +117,7 @@ t.test('an API that never answers: the timeout, then UNKNOWN or exit 1', async (
   let result = await run(['check', '--url', silentUrl, '--timeout', '0.3'])
   t.equal(result.code, 3)
   t.equal(result.stdout, `HEARTBEAT UNKNOWN - no answer from ${silentUrl}/heartbeat/liveness within 0.3 s\n`)
-  result = await run(['resume', '--url', silentUrl, '--timeout', '0.3', '--token', serviceToken])
+  result = await run(['resume', '--url', silentUrl, '--timeout', '0.3'], { EVA_HEARTBEAT_TOKEN: serviceToken })
   t.equal(result.code, 1)
   t.equal(result.stderr, `eva-heartbeat: no answer from ${silentUrl}/heartbeat within 0.3 s\n`)
 })
@@ -128,7 +128,7 @@ t.test('something that is not the API: UNKNOWN or exit 1, never a crash', async 
   let result = await run(['check', '--url', htmlUrl])
   t.equal(result.code, 3)
   t.equal(result.stdout, 'HEARTBEAT UNKNOWN - HTTP 200 text/html\n')
-  result = await run(['status', '--url', htmlUrl, '--token', serviceToken])
+  result = await run(['status', '--url', htmlUrl], { EVA_HEARTBEAT_TOKEN: serviceToken })
   t.equal(result.code, 1)
   t.equal(result.stderr, 'eva-heartbeat: HTTP 200 text/html\n')
 

@@ -2,7 +2,7 @@
 // src/cli.ts), the real app on a loopback port, the row in a real PostgreSQL server, and beside them a scheduler
 // polling every 0.2 s: the demo one, which honours pauses, or one that upserts every column blindly as today's real
 // EVA scheduler does.
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { DemoScheduler } from '../../src/demo/scheduler.js'
@@ -183,4 +183,35 @@ t.test('the API or its database unreachable: exit 3, as check does', async (t) =
   }
   t.equal(late.code, 3, 'down during the wait: 3')
   t.match(late.stderr, /^eva-heartbeat: not confirmed: 503 database_unavailable: .*; the pause was written at \S+Z, whether the scheduler took it is unknown\n$/)
+})
+
+/** The CLI in its own process, timing its exit from the last thing it printed (the time the caller waits for nothing). */
+async function cliLinger (args: string[]): Promise<Run & { lingerMs: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    env: { PATH: process.env.PATH ?? '', EVA_HEARTBEAT_URL: url, EVA_HEARTBEAT_TOKEN: TOKEN }, stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let stdout = ''
+  let stderr = ''
+  let printedAt = performance.now()
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; printedAt = performance.now() })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; printedAt = performance.now() })
+  const killer = setTimeout(() => { child.kill('SIGKILL') }, 120_000)
+  const code = await new Promise<number>((resolve) => child.once('close', (exitCode) => { resolve(exitCode ?? -1) }))
+  clearTimeout(killer)
+  return { code, stdout, stderr, lingerMs: performance.now() - printedAt }
+}
+
+t.test('pause --wait and resume --wait exit as soon as they have answered', async (t) => {
+  // No scheduler: every read during the wait is a 304 for the ETag already held, the answer whose connection used to
+  // stay open until the request's timeout. --timeout 30 makes any such linger far longer than the bound below.
+  await writeRow(db.admin)
+  const runs = [
+    await cliLinger(['pause', '--reason', 'deploy', '--wait', '3', '--timeout', '30']),
+    await cliLinger(['resume', '--wait', '3', '--timeout', '30'])
+  ]
+  for (const [name, run] of [['pause --wait', runs[0]], ['resume --wait', runs[1]]] as const) {
+    t.equal(run?.code, 2, `${name}: exit 2, no scheduler write`)
+    t.match(run?.stderr, /^eva-heartbeat: not confirmed within 3 s of the (pause|resume)/, `${name}: its answer`)
+    t.ok((run?.lingerMs ?? Infinity) < 3000, `${name}: exited ${Math.round(run?.lingerMs ?? 0)} ms after its answer (bound 3 s)`)
+  }
 })

@@ -55,7 +55,7 @@ t.test('the token expiring during the wait: 3 at once, with the API\'s reason', 
   const strictUrl = await strict.app.listen({ host: '127.0.0.1', port: 0 })
   await writeRow(db.admin)
   const shortLived = await token({ role: 'service_role', sub: 'ops', exp: Math.floor(Date.now() / 1000) + 3 })
-  const result = await run(['pause', '--reason', 'deploy', '--wait', '60', '--url', strictUrl, '--token', shortLived])
+  const result = await run(['pause', '--reason', 'deploy', '--wait', '60', '--url', strictUrl], { EVA_HEARTBEAT_TOKEN: shortLived })
   t.equal(result.code, 3)
   t.match(result.stderr, /^eva-heartbeat: not confirmed: 401 token_expired: .*; the pause was written at \S+Z, whether the scheduler took it is unknown\n$/)
 })
