@@ -36,6 +36,11 @@ async function stream (t: Tap, url: string, headers: Record<string, string>, loc
 /** A refused request: its status, Retry-After and problem body. */
 async function refused (url: string, headers: Record<string, string>, localAddress?: string): Promise<{ status: number, retryAfter: string | undefined, contentType: string | undefined, body: Record<string, unknown> }> {
   const connection = await connectSse(url, headers, { localAddress })
+  if (connection.status === 200) {
+    // Not refused: a stream, which would never end by itself.
+    connection.close()
+    return { status: 200, retryAfter: undefined, contentType: connection.headers['content-type'], body: {} }
+  }
   const text = await connection.body()
   return {
     status: connection.status,
