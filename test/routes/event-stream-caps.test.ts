@@ -1,7 +1,9 @@
 // The caps on open /heartbeat/events streams (EVENTS_MAX_PER_PRINCIPAL, EVENTS_MAX_PER_ADDRESS, EVENTS_MAX_TOTAL),
 // over real HTTP (app.listen on loopback) with raw SSE clients, some connecting from 127.0.0.2 and 127.0.0.3 to be
 // other client addresses.
+import { readFile } from 'node:fs/promises'
 import t from 'tap'
+import { parseOpenFileLimit } from '../../src/events/stream-slots.js'
 import { startTestDatabase } from '../helpers/database.js'
 import { token, startTestApp, writeRow } from '../helpers/app.js'
 import { parseSamples, valueOf } from '../helpers/prometheus.js'
@@ -170,4 +172,12 @@ t.test('the caps in force and their defaults', async (t) => {
   t.equal(caps.perPrincipal, 20)
   t.equal(caps.perAddress, 256)
   t.ok(caps.total >= 1 && caps.total <= 10_000, `the total cap is derived from the open-file limit: ${caps.total}`)
+
+  const lines: string[] = []
+  const { app: over } = await startTestApp(t, { db, env: { LOG_LEVEL: 'warn', EVENTS_MAX_TOTAL: '1000000' }, logStream: { write: (line) => { lines.push(line) } } })
+  t.equal(over.streamSlots.caps.total, 1_000_000, 'a configured total is taken as it is')
+  const files = parseOpenFileLimit(await readFile('/proc/self/limits', 'utf8').catch(() => ''))
+  if (files !== undefined && files / 2 < 1_000_000) {
+    t.match(lines.join(''), /EVENTS_MAX_TOTAL=1000000 is above half the open-file limit/, 'but a total the descriptors cannot hold is warned of at start')
+  }
 })
