@@ -1,5 +1,5 @@
-// `npm run bench -- --watchers 10000`: one app process (default settings) with N concurrent /heartbeat/events
-// clients on loopback, as dashboards and status pages hold them open. It measures:
+// `npm run bench -- --watchers 10000`: one app process (default settings, stream caps raised to N) with N concurrent
+// /heartbeat/events clients on loopback, as dashboards and status pages hold them open. It measures:
 //   - the app's RSS with N clients connected;
 //   - database reads of the row per poll interval (pg_stat_statements), which must stay one whatever N is;
 //   - for every row change, the share of the N clients that had the event within 1 s of the poll that saw it (the
@@ -106,7 +106,9 @@ export async function runWatchers (): Promise<number> {
     cleanups.add(async () => { await writer.stop() })
     const keys = await signingKeys(cleanups)
     const port = await freePort()
-    const app = await startChild(['dist/server.js'], { PORT: String(port), DATABASE_URL: db.apiUrl, JWT_SECRET: keys.secret, JWKS_URL: keys.jwksUrl }, { openFiles: files })
+    // One token from a few addresses: the stream caps are raised to the client count, or they would refuse the bench.
+    const caps = { EVENTS_MAX_PER_PRINCIPAL: String(count), EVENTS_MAX_PER_ADDRESS: String(count), EVENTS_MAX_TOTAL: String(count) }
+    const app = await startChild(['dist/server.js'], { PORT: String(port), DATABASE_URL: db.apiUrl, JWT_SECRET: keys.secret, JWKS_URL: keys.jwksUrl, ...caps }, { openFiles: files })
     cleanups.add(async () => { await stopChild(app) })
     await waitFor200(`http://127.0.0.1:${port}/readyz`, app)
     const pid = app.process.pid

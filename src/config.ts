@@ -38,6 +38,10 @@ export const EnvSchema = Type.Object({
   METRICS_PUBLIC: Bool(false, '/metrics answers without a token'),
   EVENTS_INTERVAL_MS: Int(1000, 50, 60000, 'how often /heartbeat/events reads the row while a client is connected (one read for all clients)'),
   EVENTS_KEEPALIVE_MS: Int(15000, 100, 50000, 'how often /heartbeat/events sends a keep-alive comment (below the 60 s idle socket timeout)'),
+  EVENTS_MAX_PER_PRINCIPAL: Int(20, 1, 1000000, 'the most /heartbeat/events streams one principal (a token\'s sub, an API key) may hold open at once'),
+  EVENTS_MAX_PER_ADDRESS: Int(256, 1, 1000000, 'the most /heartbeat/events streams one client address (IPv6: one /64) may hold open at once'),
+  EVENTS_MAX_TOTAL: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000, description: 'a whole number from 1 to 1000000: the most /heartbeat/events streams open at once (unset: half the open-file limit, at most 10000)' })),
+  EVENTS_MAX_LIFETIME_SECONDS: Int(3600, 1, 86400, 'the longest a /heartbeat/events stream stays open (an API key\'s, or a token\'s whose exp is further off)'),
   STALE_GRACE_SECONDS: Num(60, 0, 86400, 'the least grace after next_poll_at before the verdict is stale'),
   STALE_GRACE_FACTOR: Num(3, 0, 100, 'the grace as a multiple of the announced poll interval'),
   DB_POOL_MAX: Int(10, 1, 100, 'the most database connections'),
@@ -64,7 +68,15 @@ export interface Config {
   jwt: JwtSettings
   livenessPublic: boolean
   metricsPublic: boolean
-  events: { intervalMs: number, keepAliveMs: number }
+  events: {
+    intervalMs: number
+    keepAliveMs: number
+    maxPerPrincipal: number
+    maxPerAddress: number
+    /** Unset: derived from the open-file limit at start (src/events/stream-slots.ts). */
+    maxTotal: number | undefined
+    maxLifetimeSeconds: number
+  }
   grace: { graceSeconds: number, graceFactor: number }
   db: { poolMax: number, statementTimeoutMs: number, prepare: boolean }
   logLevel: typeof LOG_LEVELS[number]
@@ -183,7 +195,14 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
     },
     livenessPublic: bool('LIVENESS_PUBLIC'),
     metricsPublic: bool('METRICS_PUBLIC'),
-    events: { intervalMs: num('EVENTS_INTERVAL_MS'), keepAliveMs: num('EVENTS_KEEPALIVE_MS') },
+    events: {
+      intervalMs: num('EVENTS_INTERVAL_MS'),
+      keepAliveMs: num('EVENTS_KEEPALIVE_MS'),
+      maxPerPrincipal: num('EVENTS_MAX_PER_PRINCIPAL'),
+      maxPerAddress: num('EVENTS_MAX_PER_ADDRESS'),
+      maxTotal: v.EVENTS_MAX_TOTAL as number | undefined,
+      maxLifetimeSeconds: num('EVENTS_MAX_LIFETIME_SECONDS')
+    },
     grace: { graceSeconds: num('STALE_GRACE_SECONDS'), graceFactor: num('STALE_GRACE_FACTOR') },
     db: { poolMax: num('DB_POOL_MAX'), statementTimeoutMs: num('DB_STATEMENT_TIMEOUT_MS'), prepare: bool('DB_PREPARE') },
     logLevel: v.LOG_LEVEL as Config['logLevel'],

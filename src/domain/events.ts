@@ -40,8 +40,11 @@ export const KEEP_ALIVE = ': keep-alive\n\n'
  */
 export const REAUTHENTICATE_EVENT = 'reauthenticate'
 
-/** Why a stream was ended: `token_expired` (exp plus the clock tolerance has passed), `key_removed` (its JWKS key is gone). */
-export type StreamEndReason = 'token_expired' | 'key_removed'
+/**
+ * Why a stream was ended: `token_expired` (exp plus the clock tolerance has passed), `key_removed` (its JWKS key is
+ * gone), `max_lifetime` (it was open for EVENTS_MAX_LIFETIME_SECONDS: an API key never expires, a token may be far off).
+ */
+export type StreamEndReason = 'token_expired' | 'key_removed' | 'max_lifetime'
 
 export interface StreamEnd {
   reason: StreamEndReason
@@ -55,4 +58,9 @@ export function formatStreamEnd (end: StreamEnd): string {
 export const TOKEN_EXPIRED_END: StreamEnd = Object.freeze({
   reason: 'token_expired',
   detail: 'The token has expired (exp, plus the clock tolerance); reconnect with a fresh token.'
+})
+
+export const MAX_LIFETIME_END: StreamEnd = Object.freeze({
+  reason: 'max_lifetime',
+  detail: 'The stream has reached its maximum lifetime (EVENTS_MAX_LIFETIME_SECONDS); reconnect, with Last-Event-ID, to go on.'
 })

@@ -1,7 +1,7 @@
 // One poller for every event-stream client: while at least one client is connected it produces the current event
 // (one database read and one verdict) every `intervalMs`, and sends it to each client whose last event differs.
 // With no client connected it does nothing at all. Knows nothing of Fastify or SQL: `produce` is injected.
-import { formatEvent, formatStreamEnd, KEEP_ALIVE, TOKEN_EXPIRED_END, type HeartbeatEvent, type StreamEnd } from '../domain/events.js'
+import { formatEvent, formatStreamEnd, KEEP_ALIVE, MAX_LIFETIME_END, TOKEN_EXPIRED_END, type HeartbeatEvent, type StreamEnd } from '../domain/events.js'
 
 /** Where a client's frames go: the route wraps the HTTP response in one of these. */
 export interface EventSink {
@@ -17,15 +17,20 @@ export interface EventHubOptions {
   onError: (error: unknown) => void
   /** How often the credentials of streams that have a `recheck` are checked again (the JWKS bound), in ms; unset: never. */
   recheckMs?: number
+  /** The longest a stream stays open, whatever its credential (see boundLease); unset: no bound. */
+  maxLifetimeMs?: number
 }
 
 /**
  * How long a client's credential holds. A stream is ended (after a `reauthenticate` event) at `expiresAt`, or when
- * `recheck` says the credential no longer holds; neither: the stream lasts as long as the client stays.
+ * `recheck` says the credential no longer holds; neither: the stream lasts as long as the client stays, or the hub's
+ * maxLifetimeMs.
  */
 export interface StreamLease {
   /** Milliseconds since the epoch: the token's exp plus the clock tolerance. */
   expiresAt?: number
+  /** What the stream's last event says at `expiresAt`; unset: the token has expired. */
+  end?: StreamEnd
   /** Resolves with why the credential no longer holds, or undefined while it does. */
   recheck?: () => Promise<StreamEnd | undefined>
 }
@@ -35,6 +40,19 @@ export interface StreamLease {
  * socket's close), so 10,000 streams do not hold a liveness request back for the whole broadcast (issue 12).
  */
 export const DELIVERY_SLICE = 250
+
+/** The share of the maximum lifetime by which a stream may end sooner, so streams opened together do not all reconnect together. */
+export const LIFETIME_JITTER = 0.1
+
+/**
+ * The lease a stream opened at `now` gets: its credential's, or, when that holds longer than the maximum lifetime
+ * (or for ever, as an API key does), one that ends between (1 - LIFETIME_JITTER) and 1 times the lifetime from now.
+ */
+export function boundLease (lease: StreamLease, now: number, maxLifetimeMs: number, random: number = Math.random()): StreamLease {
+  const deadline = now + Math.round(maxLifetimeMs * (1 - LIFETIME_JITTER * random))
+  if (lease.expiresAt !== undefined && lease.expiresAt <= deadline) return lease
+  return { ...lease, expiresAt: deadline, end: MAX_LIFETIME_END }
+}
 
 /** setTimeout's longest delay; a later expiry is reached in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -85,9 +103,11 @@ export class EventHub {
       sink.end()
       return () => {}
     }
-    const client: Client = { sink, lastId: lastEventId, lease, rechecking: false }
+    const { maxLifetimeMs } = this.options
+    const bounded = maxLifetimeMs === undefined ? lease : boundLease(lease, Date.now(), maxLifetimeMs)
+    const client: Client = { sink, lastId: lastEventId, lease: bounded, rechecking: false }
     this.clients.add(client)
-    if (lease.expiresAt !== undefined) this.armExpiry(client, lease.expiresAt)
+    if (bounded.expiresAt !== undefined) this.armExpiry(client, bounded.expiresAt)
     if (this.current !== undefined) this.deliver(client, this.current)
     if (!this.polling) this.start()
     return () => { this.unsubscribe(client) }
@@ -182,14 +202,15 @@ export class EventHub {
   }
 
   private armExpiry (client: Client, expiresAt: number): void {
+    const end = client.lease.end ?? TOKEN_EXPIRED_END
     const wait = expiresAt - Date.now()
     if (wait <= 0) {
       // Already past (it expired while the stream was being opened): ended once subscribe has returned.
-      client.expiryTimer = setTimeout(() => { this.endClient(client, TOKEN_EXPIRED_END) }, 0)
+      client.expiryTimer = setTimeout(() => { this.endClient(client, end) }, 0)
       return
     }
     client.expiryTimer = setTimeout(() => {
-      if (Date.now() >= expiresAt) this.endClient(client, TOKEN_EXPIRED_END)
+      if (Date.now() >= expiresAt) this.endClient(client, end)
       else this.armExpiry(client, expiresAt)
     }, Math.min(wait, MAX_TIMER_MS))
   }

@@ -18,6 +18,11 @@ export interface Principal extends DbIdentity {
   subject: string
   /** When the credential stops being valid, in ms since the epoch (exp plus the clock tolerance); undefined: never. */
   expiresAt?: number
+  /**
+   * Whom open event streams count against (EVENTS_MAX_PER_PRINCIPAL): `sub:<sub>`, `apikey:<name>`, or for a token
+   * without `sub` its role (`role:<role>`): every such token of a role is one principal, since a fresh jti costs nothing.
+   */
+  owner: string
 }
 
 declare module 'fastify' {
@@ -42,7 +47,8 @@ export const SERVICE_READER: Principal = Object.freeze({
   claims: Object.freeze({ role: 'authenticated', sub: 'eva-heartbeat-api' }),
   // Its own constant, no user's: its reads may go in one message with the claims as literals (db/heartbeat.ts).
   constantClaims: true,
-  subject: 'eva-heartbeat-api'
+  subject: 'eva-heartbeat-api',
+  owner: 'sub:eva-heartbeat-api'
 })
 
 export interface AuthPluginOptions {
@@ -78,7 +84,8 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
       : [role, claims.jti ?? header.kid].filter((part) => part !== undefined).join(':')
     tokenOf.set(request, { token, fromKeySet: header.alg !== 'HS256' })
     const expiresAt = typeof claims.exp === 'number' ? (claims.exp + jwt.clockToleranceSeconds) * 1000 : undefined
-    return { role: role as ApiRole, claims, subject, expiresAt }
+    const owner = typeof claims.sub === 'string' && claims.sub !== '' ? `sub:${claims.sub}` : `role:${role}`
+    return { role: role as ApiRole, claims, subject, expiresAt, owner }
   }
 
   /** A secret API key acts as service_role; the database sees claims naming the key (never the key itself). */
@@ -92,7 +99,8 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
     return {
       role: 'service_role',
       claims: { role: 'service_role', api_key: { id: key.id, fingerprint: key.fingerprint } },
-      subject: `apikey:${key.id}`
+      subject: `apikey:${key.id}`,
+      owner: `apikey:${key.id}`
     }
   }
 

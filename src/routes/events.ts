@@ -18,8 +18,10 @@ const STREAM_DESCRIPTION = [
   'The stream starts with `retry:`, then the current state (unless `Last-Event-ID` is its id), then one event whenever the row or',
   'the verdict changes, and a `: keep-alive` comment line between events.',
   'The stream ends when its token does: once `exp` plus JWT_CLOCK_TOLERANCE_SECONDS has passed, or (for a JWKS token) within',
-  'the JWKS refresh bound after its key leaves the set. Its last event is then `reauthenticate`, without `id:`, whose `data:` is',
-  '`{"reason": "token_expired" | "key_removed", "detail": "…"}`: reconnect with a fresh token.'
+  'the JWKS refresh bound after its key leaves the set; and, whatever the credential (an API key never expires), after at most',
+  'EVENTS_MAX_LIFETIME_SECONDS (up to 10% sooner, so streams opened together do not all end together).',
+  'Its last event is then `reauthenticate`, without `id:`, whose `data:` is',
+  '`{"reason": "token_expired" | "key_removed" | "max_lifetime", "detail": "…"}`: reconnect (with a fresh token when it expired).'
 ].join(' ')
 
 const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app, { retryMs }) => {
@@ -39,14 +41,25 @@ const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app,
         400: problem('A header is not valid'),
         401: problem('No token, or one that does not verify', 401),
         403: problem('The token\'s role may not read the heartbeat', 403),
-        503: problem('The signing keys (JWKS_URL) could not be fetched to check the token', 503)
+        429: problem('Code `too_many_streams_for_principal`: the caller (a token\'s `sub`, an API key) already holds EVENTS_MAX_PER_PRINCIPAL ' +
+          'open streams; `too_many_streams_from_address`: its client address holds EVENTS_MAX_PER_ADDRESS; `too_many_requests`: too many ' +
+          'failed authentications from this address (AUTH_FAILURE_LIMIT_PER_MINUTE)', 429),
+        503: problem('Code `event_streams_full`: this instance already holds EVENTS_MAX_TOTAL open streams; `jwks_unavailable`: the ' +
+          'signing keys (JWKS_URL) could not be fetched to check the token', 503)
       }
     },
     config: { stream: true },
     preHandler: app.requireRole('select')
   }, async (request, reply) => {
-    reply.hijack()
+    const principal = request.principal
+    if (principal === undefined) throw new Error('GET /heartbeat/events ran without an authenticated principal')
+    // Counted before anything is written, so a refusal is a plain problem answer; released once the response closes.
+    const release = app.streamSlots.admit(principal.owner, request.ip)
     const res = reply.raw
+    res.on('close', release)
+    // A client gone while it was being authenticated may have closed the response already: no 'close' to wait for.
+    if (request.raw.socket.destroyed) release()
+    reply.hijack()
     // Headers the hooks set on the reply (CORS) would be lost with the hijack: carried over.
     for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value)
     res.writeHead(200, {

@@ -1,8 +1,9 @@
-// Issue 10, item 1: /heartbeat/events ends when its token does. Short-lived tokens against the real server over real
-// HTTP (app.listen on loopback), and a JWKS served by the test over loopback HTTP whose keys the test removes.
+// /heartbeat/events ends when its token does, and at the latest after EVENTS_MAX_LIFETIME_SECONDS. Short-lived tokens
+// and API keys against the real server over real HTTP (app.listen on loopback), and a JWKS served by the test over
+// loopback HTTP whose keys the test removes.
 import t from 'tap'
-import { REAUTHENTICATE_EVENT } from '../../src/domain/events.js'
-import { EventHub } from '../../src/events/hub.js'
+import { MAX_LIFETIME_END, REAUTHENTICATE_EVENT } from '../../src/domain/events.js'
+import { boundLease, EventHub } from '../../src/events/hub.js'
 import { startTestDatabase } from '../helpers/database.js'
 import { TEST_SECRET, token, writeRow } from '../helpers/app.js'
 import { signingKey, startAppWith, startKeySetServer } from '../helpers/jwks.js'
@@ -112,6 +113,52 @@ t.test('a JWKS token: ends at its exp too, and once its key leaves the set; othe
     jwks.publish(current.jwk, standby.jwk)
     stream.close()
   })
+})
+
+t.test('an API key never expires: its stream ends at EVENTS_MAX_LIFETIME_SECONDS with reauthenticate, and its slot is free again', async (t) => {
+  const KEY = 'sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz'
+  const LIFETIME = 2
+  const app = await startAppWith(t, db, {
+    JWT_SECRET: TEST_SECRET, SERVICE_API_KEYS: `ops:${KEY}`, EVENTS_MAX_LIFETIME_SECONDS: String(LIFETIME), EVENTS_MAX_PER_PRINCIPAL: '1', ...STREAM_ENV
+  })
+  const base = await app.listen({ host: '127.0.0.1', port: 0 })
+  const opened = Date.now()
+  const keyed = await connectSse(`${base}/heartbeat/events`, { apikey: KEY })
+  t.teardown(keyed.close)
+  t.equal(keyed.status, 200)
+  // A token whose exp is an hour off is bounded the same way.
+  const longToken = await open(t, base, await token({ role: 'authenticated', sub: 'dashboard' }))
+  const data = await endOf(t, keyed, 20_000)
+  t.ok(Date.now() - opened >= LIFETIME * 900, 'not before the lifetime, less its 10% spread')
+  t.same(data, {
+    reason: 'max_lifetime',
+    detail: 'The stream has reached its maximum lifetime (EVENTS_MAX_LIFETIME_SECONDS); reconnect, with Last-Event-ID, to go on.'
+  })
+  t.ok(keyed.messages.some(isHeartbeat), 'heartbeats came before the end')
+  t.equal((await endOf(t, longToken, 20_000)).reason, 'max_lifetime', 'a token that outlives the lifetime: ended at the lifetime')
+
+  await eventually(() => app.streamSlots.stats().open === 0, 10_000, 'both slots given back')
+  const again = await connectSse(`${base}/heartbeat/events`, { apikey: KEY })
+  t.teardown(again.close)
+  t.equal(again.status, 200, 'the key may open its one stream again (EVENTS_MAX_PER_PRINCIPAL=1)')
+})
+
+t.test('a token that expires before the lifetime still ends as token_expired', async (t) => {
+  const app = await startAppWith(t, db, { JWT_SECRET: TEST_SECRET, JWT_CLOCK_TOLERANCE_SECONDS: '0', EVENTS_MAX_LIFETIME_SECONDS: '60', ...STREAM_ENV })
+  const base = await app.listen({ host: '127.0.0.1', port: 0 })
+  const stream = await open(t, base, await token({ role: 'authenticated', sub: 'short', exp: nowSeconds() + 2 }))
+  t.equal((await endOf(t, stream, 20_000)).reason, 'token_expired')
+})
+
+t.test('boundLease: the credential\'s end when sooner, else the lifetime, spread over its last 10%', async (t) => {
+  const now = 1_000_000
+  t.same(boundLease({}, now, 10_000, 0), { expiresAt: now + 10_000, end: MAX_LIFETIME_END }, 'no expiry (an API key): the lifetime')
+  t.same(boundLease({}, now, 10_000, 1), { expiresAt: now + 9000, end: MAX_LIFETIME_END }, 'at most 10% sooner')
+  const soon = { expiresAt: now + 5000 }
+  t.equal(boundLease(soon, now, 10_000, 0.5), soon, 'a token that expires first keeps its own end')
+  const recheck = async (): Promise<undefined> => undefined
+  const far = boundLease({ expiresAt: now + 86_400_000, recheck }, now, 10_000, 0.5)
+  t.same(far, { expiresAt: now + 9500, end: MAX_LIFETIME_END, recheck }, 'a far exp is cut to the lifetime; the JWKS recheck stays')
 })
 
 t.test('the hub itself: a lease already past, a recheck that fails, a recheck that ends the stream', async (t) => {

@@ -20,6 +20,8 @@ export interface SseConnection {
   next: (match: (message: SseMessage) => boolean, timeoutMs?: number, fromIndex?: number) => Promise<SseMessage>
   /** Resolves when the server ends the stream. */
   ended: Promise<void>
+  /** A response that is not a stream (a problem): its whole body, once the server has ended it. */
+  body: () => Promise<string>
   close: () => void
 }
 
@@ -47,17 +49,20 @@ function parseBlock (block: string): SseMessage {
   return message
 }
 
-export async function connectSse (url: string, headers: Record<string, string> = {}): Promise<SseConnection> {
+/** `localAddress`: the loopback address to connect from (127.0.0.2, …), to be another client address. */
+export async function connectSse (url: string, headers: Record<string, string> = {}, options: { localAddress?: string } = {}): Promise<SseConnection> {
   return await new Promise((resolve, reject) => {
-    const request = http.get(url, { headers: { accept: 'text/event-stream', ...headers } }, (response) => {
+    const request = http.get(url, { headers: { accept: 'text/event-stream', ...headers }, ...options }, (response) => {
       const messages: SseMessage[] = []
       const waiters = new Set<() => void>()
       let buffer = ''
+      let raw = ''
       let resolveEnded: () => void = () => {}
       const ended = new Promise<void>((resolve) => { resolveEnded = resolve })
       response.setEncoding('utf8')
       response.on('data', (chunk: string) => {
         buffer += chunk
+        raw += chunk
         let end: number
         while ((end = buffer.indexOf('\n\n')) !== -1) {
           messages.push(parseBlock(buffer.slice(0, end)))
@@ -84,7 +89,7 @@ export async function connectSse (url: string, headers: Record<string, string> =
           waiters.add(check)
           check()
         })
-      resolve({ status: response.statusCode ?? 0, headers: response.headers, messages, next, ended, close: () => { request.destroy() } })
+      resolve({ status: response.statusCode ?? 0, headers: response.headers, messages, next, ended, close: () => { request.destroy() }, body: async () => { await ended; return raw } })
     })
     request.on('error', reject)
   })
