@@ -1,6 +1,7 @@
 # The EVA heartbeat API as a container: `docker compose up --build` (see docker-compose.yml) or
 #   docker build -t eva-heartbeat-api . && docker run --rm -p 127.0.0.1:3000:3000 -e DATABASE_URL=... -e JWT_SECRET=... eva-heartbeat-api
-# Without DATABASE_URL it runs the embedded default (a PostgreSQL of its own in /app/.data, as the non-root user node).
+# Without DATABASE_URL it refuses to start (NODE_ENV=production), unless -e EMBEDDED_IN_PRODUCTION=true asks for the
+# embedded default: a PostgreSQL of its own in /app/.data, as the non-root user node, whose row is demo data.
 # The image never creates or alters the table on a DATABASE_URL: docker-compose.yml's db service does that, once.
 # Behind a TLS-intercepting proxy, give npm its CA (PEM text; used by npm ci only, never in the final image):
 #   docker build --build-arg NPM_CA="$(cat /usr/local/share/ca-certificates/*.crt)" .
@@ -48,7 +49,7 @@ COPY db ./db
 # The status page's script, stylesheet and icon (read at start from ../../public/status relative to dist/status/).
 COPY public ./public
 # The only place the process may write: the embedded server's data directory (DATA_DIR, default .data), used
-# only when DATABASE_URL is unset.
+# only when DATABASE_URL is unset and EMBEDDED_IN_PRODUCTION=true.
 RUN mkdir -p /app/.data && chown node:node /app/.data
 USER node
 EXPOSE 3000

@@ -342,7 +342,8 @@ async function startToReady (): Promise<{ fresh: number, existing: number }> {
   try {
     const once = async (): Promise<number> => {
       const port = await freePort()
-      const child = await startChild(['dist/server.js'], { PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'warn' })
+      // The harness runs NODE_ENV=production, where the embedded database is an explicit choice.
+      const child = await startChild(['dist/server.js'], { PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'warn', EMBEDDED_IN_PRODUCTION: 'true' })
       try {
         return await waitFor200(`http://127.0.0.1:${port}/readyz`, child)
       } finally {

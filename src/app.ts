@@ -92,7 +92,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   // order registered, so that 503 carries the headers too. Neither has a preClose of its own to order.
   await app.register(securityHeadersPlugin, { corsOrigins: config.corsOrigins })
   await app.register(closingPlugin)
-  await app.register(metricsPlugin)
+  await app.register(metricsPlugin, { demoData: config.demoData })
   await app.register(dbPlugin, { url: config.databaseUrl, settings: config.db })
   await app.register(authLimitPlugin, { limit: config.authFailureLimitPerMinute, windowMs: limits.authFailureWindowMs })
   await app.register(authPlugin, { jwt: config.jwt, apiKeys: config.serviceApiKeys })
@@ -103,11 +103,12 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
     recheckMs: streamRecheckMs(config.jwt.jwksCacheMaxAgeMs ?? JWKS_DEFAULTS.cacheMaxAgeMs)
   })
 
-  await app.register(heartbeatRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })
-  await app.register(adminRoutes, { grace: config.grace })
+  // demoData: every verdict taken from the embedded database's row says so (src/server.ts decides).
+  await app.register(heartbeatRoutes, { grace: config.grace, livenessPublic: config.livenessPublic, demoData: config.demoData })
+  await app.register(adminRoutes, { grace: config.grace, demoData: config.demoData })
   await app.register(healthRoutes, { statementTimeoutMs: config.db.statementTimeoutMs })
   await app.register(metricsRoutes, { grace: config.grace, metricsPublic: config.metricsPublic })
   await app.register(eventsRoutes, { retryMs: EVENTS_RETRY_MS })
-  await app.register(statusRoutes, { grace: config.grace, livenessPublic: config.livenessPublic })
+  await app.register(statusRoutes, { grace: config.grace, livenessPublic: config.livenessPublic, demoData: config.demoData })
   return app
 }

@@ -24,7 +24,7 @@ export const LOG_FORMATS = ['json', 'pretty'] as const
 
 /** Every variable the service reads. Anything else in the environment is ignored. */
 export const EnvSchema = Type.Object({
-  DATABASE_URL: Text('a postgres:// or postgresql:// URL (unset: an embedded PostgreSQL server under DATA_DIR)', { pattern: '^postgres(ql)?://' }),
+  DATABASE_URL: Text('a postgres:// or postgresql:// URL (unset: an embedded PostgreSQL server under DATA_DIR, with demo data)', { pattern: '^postgres(ql)?://' }),
   HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'the address to listen on' }),
   PORT: Int(3000, 0, 65535, 'the port to listen on'),
   JWT_SECRET: Text('at least 32 characters: the HS256 secret (Supabase legacy JWT secret)', { minLength: 32 }),
@@ -53,6 +53,7 @@ export const EnvSchema = Type.Object({
   DATA_DIR: Type.String({ default: '.data', minLength: 1, description: 'where the embedded server and the development secret live' }),
   DEMO_SCHEDULER: Bool(true, 'run the demo scheduler (embedded mode only)'),
   DEMO_INTERVAL_SECONDS: Num(5, 0.05, 3600, 'the demo scheduler\'s base poll interval'),
+  EMBEDDED_IN_PRODUCTION: Bool(false, 'start the embedded database (demo data) although NODE_ENV=production and DATABASE_URL is unset'),
   AUTH_FAILURE_LIMIT_PER_MINUTE: Int(20, 0, 100000, 'failed authentications (401) one client address may have in a minute before its authenticated requests get 429; 0: no limit'),
   TRUST_PROXY: Text('true, false, a hop count, or a comma-separated list of proxy addresses and CIDRs (or loopback, linklocal, uniquelocal) whose X-Forwarded-For is believed; unset: none'),
   CORS_ORIGINS: Text('a comma-separated list of origins such as https://ops.example.com (scheme, host and port only) that browsers may call the API from; unset: no CORS',
@@ -86,6 +87,9 @@ export interface Config {
   logFormat: typeof LOG_FORMATS[number] | undefined
   dataDir: string
   demo: { enabled: boolean, intervalSeconds: number }
+  /** NODE_ENV=production (the image sets it): the embedded database needs embeddedInProduction. */
+  production: boolean
+  embeddedInProduction: boolean
   /** 0: failed authentication is not limited. */
   authFailureLimitPerMinute: number
   /** Empty: no CORS headers at all. */
@@ -128,8 +132,11 @@ function compiles (entries: string[]): boolean {
   }
 }
 
-/** What buildApp needs: a database to talk to and at least one way to verify tokens. */
-export type AppConfig = Config & { databaseUrl: string }
+/**
+ * What buildApp needs: a database to talk to and at least one way to verify tokens; and whether its row is demo data
+ * (the embedded database), which every answer made from it then says.
+ */
+export type AppConfig = Config & { databaseUrl: string, demoData: boolean }
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -156,10 +163,42 @@ function shown (key: string, text: string): string {
   return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1…@')
 }
 
+/**
+ * What postgres.js does with a URL (src/index.js parseUrl): the first of several comma-separated hosts, then WHATWG
+ * URL. Whatever throws there would throw at the first query; here it stops the start instead.
+ */
+export function parsesAsPostgresUrl (text: string): boolean {
+  if (!/^postgres(ql)?:\/\//.test(text)) return false
+  try {
+    let host = text.slice(text.indexOf('://') + 3).split(/[?/]/)[0] ?? ''
+    host = decodeURIComponent(host.slice(host.indexOf('@') + 1))
+    const url = new URL(text.replace(host, host.split(',')[0] ?? ''))
+    decodeURIComponent(url.username)
+    decodeURIComponent(url.password)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Unset DATABASE_URL means the embedded database and its demo data. Under NODE_ENV=production that is refused unless
+ * EMBEDDED_IN_PRODUCTION=true says so: a deploy that lost its DATABASE_URL must not serve a green verdict from a demo.
+ */
+export function embeddedRefusal (config: Pick<Config, 'databaseUrl' | 'production' | 'embeddedInProduction'>): string | undefined {
+  if (config.databaseUrl !== undefined || !config.production || config.embeddedInProduction) return undefined
+  return 'DATABASE_URL is not set and NODE_ENV=production: set DATABASE_URL to the scheduler\'s database, ' +
+    'or EMBEDDED_IN_PRODUCTION=true to run the embedded database with demo data'
+}
+
 export function loadConfig (env: Env = process.env): Readonly<Config> {
   const keys = Object.keys(EnvSchema.properties) as EnvKey[]
   const raw: Record<string, string> = {}
   const converted: Record<string, unknown> = {}
+  // Except DATABASE_URL: set but blank is a templating slip, and taking it as unset would start the demo.
+  if (env.DATABASE_URL !== undefined && env.DATABASE_URL.trim() === '') {
+    throw new ConfigError('DATABASE_URL is set but blank: set it to a postgres:// or postgresql:// URL, or unset it for the embedded database with demo data')
+  }
   for (const key of keys) {
     const value = env[key]
     // An empty variable counts as unset, as in most shells' `VAR= cmd`.
@@ -179,10 +218,17 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
   }
   const v = input as Record<string, unknown>
   const str = (key: string): string | undefined => v[key] as string | undefined
+  const databaseUrl = str('DATABASE_URL')
+  if (databaseUrl !== undefined && !parsesAsPostgresUrl(databaseUrl)) {
+    // Only what follows the last @: a password may hold any character, so the shown() pattern cannot find its end.
+    const at = databaseUrl.lastIndexOf('@')
+    const hostPart = at === -1 ? databaseUrl : `${/^[a-z]+:\/\//i.exec(databaseUrl)?.[0] ?? ''}…@${databaseUrl.slice(at + 1)}`
+    throw new ConfigError(`DATABASE_URL must be a postgres:// or postgresql:// URL that parses (got ${JSON.stringify(hostPart)})`)
+  }
   const num = (key: string): number => v[key] as number
   const bool = (key: string): boolean => v[key] as boolean
   const config: Config = {
-    databaseUrl: str('DATABASE_URL'),
+    databaseUrl,
     host: str('HOST') as string,
     port: num('PORT'),
     jwt: {
@@ -210,6 +256,8 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
     logFormat: v.LOG_FORMAT as Config['logFormat'],
     dataDir: str('DATA_DIR') as string,
     demo: { enabled: bool('DEMO_SCHEDULER'), intervalSeconds: num('DEMO_INTERVAL_SECONDS') },
+    production: env.NODE_ENV === 'production',
+    embeddedInProduction: bool('EMBEDDED_IN_PRODUCTION'),
     authFailureLimitPerMinute: num('AUTH_FAILURE_LIMIT_PER_MINUTE'),
     // Browsers send the scheme and host in lower case; a list written otherwise must still match.
     corsOrigins: str('CORS_ORIGINS')?.split(',').map((origin) => origin.trim().toLowerCase()) ?? [],

@@ -28,7 +28,8 @@ export const LivenessSchema = Type.Object({
   seconds_since_last_poll: Nullable(Type.Number({ description: 'Negative when the scheduler\'s clock is ahead of the database\'s' })),
   seconds_overdue: Nullable(Type.Number({ minimum: 0 })),
   grace_seconds: Nullable(Type.Number({ minimum: 0 })),
-  output: Type.Optional(Type.String({ description: 'One human sentence, whenever status is not pass' }))
+  output: Type.Optional(Type.String({ description: 'One human sentence, whenever status is not pass' })),
+  demo: Type.Optional(Type.Literal(true, { description: 'Present only when the verdict is about demo data: the embedded database (no DATABASE_URL), not a real scheduler' }))
 }, { $id: 'Liveness', description: 'The derived liveness verdict (draft-inadarei-api-health-check style)' })
 
 export const HeartbeatRowSchema = Type.Object({

@@ -3,7 +3,7 @@ import path from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
 import postgres from 'postgres'
-import { ConfigError, loadConfig, type AppConfig, type Config } from './config.js'
+import { ConfigError, embeddedRefusal, loadConfig, type AppConfig, type Config } from './config.js'
 import { checkSchema } from './db/catalog.js'
 import { withDeadline } from './db/errors.js'
 import type { EmbeddedDatabase } from './db/embedded.js'
@@ -84,9 +84,11 @@ async function start (config: Config, opened: Opened): Promise<string> {
       fail(`cannot start the embedded PostgreSQL server in ${path.resolve(config.dataDir)}: ${messageOf(error)}`)
     }
     const secret = config.jwt.secret ?? await loadOrCreateDevSecret(config.dataDir)
-    appConfig = { ...config, databaseUrl: opened.embedded.apiUrl, jwt: { ...config.jwt, secret } }
+    // Demo data whether or not the demo scheduler runs: the embedded row was written by it (it persists in DATA_DIR)
+    // or by hand, never by the scheduler being monitored.
+    appConfig = { ...config, databaseUrl: opened.embedded.apiUrl, jwt: { ...config.jwt, secret }, demoData: true }
   } else {
-    appConfig = { ...config, databaseUrl: config.databaseUrl }
+    appConfig = { ...config, databaseUrl: config.databaseUrl, demoData: false }
     readOnly = await checkExternalDatabase(appConfig)
   }
   const { buildApp } = await appModule
@@ -116,6 +118,8 @@ async function main (): Promise<void> {
     if (error instanceof ConfigError) fail(error.message)
     throw error
   }
+  const refusal = embeddedRefusal(config)
+  if (refusal !== undefined) fail(refusal)
 
   const startedAt = performance.now()
   const opened: Opened = {}
@@ -137,7 +141,8 @@ async function main (): Promise<void> {
     fail(`cannot start: ${messageOf(error)}`)
   }
   const readyMs = Math.round(performance.now() - startedAt)
-  opened.app?.log.info({ address, readyMs, embedded: opened.embedded !== undefined }, 'ready')
+  const embedded = opened.embedded !== undefined
+  opened.app?.log.info({ address, readyMs, embedded, ...(embedded ? { demo: true } : {}) }, 'ready')
   if (opened.embedded !== undefined) printBanner(address, opened.embedded, config, readyMs)
 }
 
@@ -151,6 +156,8 @@ function printBanner (address: string, embedded: EmbeddedDatabase, config: Confi
     '',
     `eva-heartbeat-api is listening on ${address} (ready in ${readyMs} ms)`,
     `  database: embedded PostgreSQL on 127.0.0.1:${embedded.server.port}, data in ${embedded.server.dataDir}${demo}`,
+    '  DEMO DATA: the row is the embedded database\'s, not your scheduler\'s, and every verdict says "demo";',
+    '    set DATABASE_URL to monitor a real scheduler',
     '  try it:',
     `    curl -s ${address}/heartbeat/liveness`,
     `    TOKEN=$(${env}npm run -s token -- --role authenticated)`,

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, loadConfig, type Config } from '../src/config.js'
+import { ConfigError, embeddedRefusal, loadConfig, parsesAsPostgresUrl, type Config } from '../src/config.js'
 
 const SECRET = 'config-test-secret-0123456789-abcdefghij'
 const DATABASE_URL = 'postgres://authenticator@127.0.0.1:5432/postgres'
@@ -38,6 +38,8 @@ t.test('defaults', async (t) => {
     logFormat: undefined,
     dataDir: '.data',
     demo: { enabled: true, intervalSeconds: 5 },
+    production: false,
+    embeddedInProduction: false,
     events: { intervalMs: 1000, keepAliveMs: 15000, maxPerPrincipal: 20, maxPerAddress: 256, maxTotal: undefined, maxLifetimeSeconds: 3600 },
     authFailureLimitPerMinute: 20,
     corsOrigins: [],
@@ -74,6 +76,8 @@ t.test('conversions from text', async (t) => {
     DATA_DIR: '/var/lib/eva',
     DEMO_SCHEDULER: 'False',
     DEMO_INTERVAL_SECONDS: '0.5',
+    EMBEDDED_IN_PRODUCTION: 'true',
+    NODE_ENV: 'production',
     AUTH_FAILURE_LIMIT_PER_MINUTE: '0',
     EVENTS_MAX_PER_PRINCIPAL: '5',
     EVENTS_MAX_PER_ADDRESS: '50',
@@ -103,6 +107,8 @@ t.test('conversions from text', async (t) => {
     logFormat: 'pretty',
     dataDir: '/var/lib/eva',
     demo: { enabled: false, intervalSeconds: 0.5 },
+    production: true,
+    embeddedInProduction: true,
     events: { intervalMs: 1000, keepAliveMs: 15000, maxPerPrincipal: 5, maxPerAddress: 50, maxTotal: 400, maxLifetimeSeconds: 600 },
     authFailureLimitPerMinute: 0,
     corsOrigins: ['https://ops.example.com', 'http://grafana.example.com:3000', 'http://[::1]:8080'],
@@ -140,6 +146,7 @@ t.test('each bad value: one line that names the variable and what it expects', a
     ['DB_POOL_MAX', '0', /whole number from 1 to 100/],
     ['DB_STATEMENT_TIMEOUT_MS', '5s', /whole number from 100 to 600000/],
     ['DEMO_INTERVAL_SECONDS', '0', /number from 0.05 to 3600/],
+    ['EMBEDDED_IN_PRODUCTION', 'yes', /true or false/],
     ['AUTH_FAILURE_LIMIT_PER_MINUTE', '-1', /whole number from 0 to 100000/],
     ['EVENTS_MAX_PER_PRINCIPAL', '0', /whole number from 1 to 1000000/],
     ['EVENTS_MAX_PER_ADDRESS', 'many', /whole number from 1 to 1000000/],
@@ -253,8 +260,7 @@ t.test('empty strings count as unset', async (t) => {
     LIVENESS_PUBLIC: '',
     JWT_ROLE_CLAIM: '  ',
     LOG_LEVEL: '',
-    JWT_AUDIENCE: '',
-    DATABASE_URL: ''
+    JWT_AUDIENCE: ''
   })
   t.equal(config.port, 3000)
   t.equal(config.host, '127.0.0.1')
@@ -262,7 +268,6 @@ t.test('empty strings count as unset', async (t) => {
   t.equal(config.jwt.roleClaim, 'role')
   t.equal(config.logLevel, 'info')
   t.equal(config.jwt.audience, undefined)
-  t.equal(config.databaseUrl, undefined)
   const error = configError({ DATABASE_URL, JWT_SECRET: '', JWKS_URL: '' })
   t.match(error.message, /^JWT_SECRET or JWKS_URL must be set/, 'an empty secret is no secret')
 })
@@ -278,4 +283,41 @@ t.test('the config is frozen, deeply', async (t) => {
   t.equal(config.jwt.secret, SECRET)
   t.equal(config.grace.graceSeconds, 60)
   t.not(loadConfig({}), loadConfig({}), 'each call builds its own object')
+})
+
+t.test('DATABASE_URL set but blank is refused, not taken for unset (which would start the demo)', async (t) => {
+  for (const blank of ['', '  ', '\t', ' \n ']) {
+    const error = configError({ DATABASE_URL: blank, JWT_SECRET: SECRET })
+    t.equal(error.message, 'DATABASE_URL is set but blank: set it to a postgres:// or postgresql:// URL, or unset it for the embedded database with demo data', JSON.stringify(blank))
+  }
+  t.equal(loadConfig({}).databaseUrl, undefined, 'unset is still the embedded default')
+})
+
+t.test('a DATABASE_URL that postgres.js cannot parse is refused at start, without its password', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['postgres://[bad', 'postgres://[bad'],
+    ['postgres://db.example:99999/app', 'postgres://db.example:99999/app'],
+    ['postgresql://admin:p%zz@db.example/app', 'postgresql://…@db.example/app'],
+    ['postgres://admin:pa/ss@[bad/app', 'postgres://…@[bad/app']
+  ]
+  for (const [url, got] of cases) {
+    t.notOk(parsesAsPostgresUrl(url), url)
+    const error = configError({ DATABASE_URL: url, JWT_SECRET: SECRET })
+    t.equal(error.message, `DATABASE_URL must be a postgres:// or postgresql:// URL that parses (got "${got}")`)
+  }
+  for (const url of [DATABASE_URL, 'postgresql://u:p%40ss@db.example:6543/postgres?sslmode=require', 'postgres://u@h1,h2:5433/db']) {
+    t.ok(parsesAsPostgresUrl(url), url)
+    t.equal(loadConfig({ DATABASE_URL: url, JWT_SECRET: SECRET }).databaseUrl, url)
+  }
+})
+
+t.test('the embedded database under NODE_ENV=production needs EMBEDDED_IN_PRODUCTION=true', async (t) => {
+  const refusal = embeddedRefusal(loadConfig({ NODE_ENV: 'production' }))
+  t.equal(refusal, 'DATABASE_URL is not set and NODE_ENV=production: set DATABASE_URL to the scheduler\'s database, ' +
+    'or EMBEDDED_IN_PRODUCTION=true to run the embedded database with demo data')
+  t.equal(embeddedRefusal(loadConfig({ NODE_ENV: 'production', EMBEDDED_IN_PRODUCTION: 'true' })), undefined, 'opted in')
+  t.equal(embeddedRefusal(loadConfig({ NODE_ENV: 'production', DATABASE_URL, JWT_SECRET: SECRET })), undefined, 'a real database')
+  t.equal(embeddedRefusal(loadConfig({})), undefined, 'outside production: the embedded default')
+  t.equal(embeddedRefusal(loadConfig({ NODE_ENV: 'development' })), undefined)
+  t.equal(loadConfig({ EMBEDDED_IN_PRODUCTION: '' }).embeddedInProduction, false, 'empty: unset, false')
 })

@@ -33,7 +33,14 @@ t.test('a bad environment value stops the start with one line naming the variabl
   const cases: Array<[Record<string, string>, RegExp]> = [
     [{ PORT: 'abc' }, /^eva-heartbeat-api: PORT must be a whole number from 0 to 65535.*\(got "abc"\)$/],
     [{ LIVENESS_PUBLIC: 'maybe' }, /^eva-heartbeat-api: LIVENESS_PUBLIC must be true or false.*\(got "maybe"\)$/],
-    [{ DATABASE_URL: 'postgres://authenticator@127.0.0.1:1/postgres' }, /^eva-heartbeat-api: JWT_SECRET or JWKS_URL must be set when DATABASE_URL is set/]
+    [{ DATABASE_URL: 'postgres://authenticator@127.0.0.1:1/postgres' }, /^eva-heartbeat-api: JWT_SECRET or JWKS_URL must be set when DATABASE_URL is set/],
+    // Set but blank (a templating slip) is not unset: it must not start the embedded demo.
+    [{ DATABASE_URL: '  ', JWT_SECRET: TEST_SECRET }, /^eva-heartbeat-api: DATABASE_URL is set but blank: set it to a postgres:\/\/ or postgresql:\/\/ URL, or unset it/],
+    [{ DATABASE_URL: '', JWT_SECRET: TEST_SECRET }, /^eva-heartbeat-api: DATABASE_URL is set but blank/],
+    [{ DATABASE_URL: 'postgres://[bad', JWT_SECRET: TEST_SECRET }, /^eva-heartbeat-api: DATABASE_URL must be a postgres:\/\/ or postgresql:\/\/ URL that parses \(got "postgres:\/\/\[bad"\)$/],
+    // The image sets NODE_ENV=production: without DATABASE_URL it serves demo data only when told to.
+    [{ NODE_ENV: 'production' }, /^eva-heartbeat-api: DATABASE_URL is not set and NODE_ENV=production: set DATABASE_URL to the scheduler's database, or EMBEDDED_IN_PRODUCTION=true to run the embedded database with demo data$/],
+    [{ NODE_ENV: 'production', EMBEDDED_IN_PRODUCTION: 'false' }, /^eva-heartbeat-api: DATABASE_URL is not set and NODE_ENV=production/]
   ]
   for (const [env, pattern] of cases) {
     const { exit, stdout, stderr } = await runToEnd(t, { ...env, DATA_DIR: path.join(tmpdir(), 'eva-never-created') })
@@ -94,6 +101,8 @@ t.test('DATABASE_URL at a migrated database: serves, and SIGTERM ends it with ex
   t.equal(heartbeat.status, 200)
   t.match(await heartbeat.json(), { heartbeat: { id: 1, instance_id: 'scheduler-0a1b2c3d' }, liveness: { state: 'alive' } })
   t.notMatch(server.stdout, /is listening on/, 'no embedded banner')
+  await demoLabels(t, address, `Bearer ${await token({ role: 'authenticated' })}`, false)
+  t.notOk('demo' in (server.logLines().find((l) => l.msg === 'ready') ?? {}), 'the ready line does not say demo')
 
   const exit = await server.stop('SIGTERM')
   t.same(exit, { code: 0, signal: null }, 'exit 0 within 15 s')
@@ -111,6 +120,36 @@ interface HeartbeatBody {
 async function getHeartbeat (address: string, jwt: string): Promise<{ status: number, body: HeartbeatBody }> {
   const res = await fetch(`${address}/heartbeat`, { headers: { authorization: `Bearer ${jwt}` } })
   return { status: res.status, body: await res.json() as HeartbeatBody }
+}
+
+/**
+ * What every answer made from the row says about demo data: `"demo": true` in both liveness bodies, a notice on the
+ * status page, "(demo)" in the badge and the shields.io message, `demo="true"` on the verdict and info metrics. With
+ * `demo` false: none of it.
+ */
+async function demoLabels (t: Tap, address: string, authorization: string, demo: boolean): Promise<void> {
+  const liveness = await (await fetch(`${address}/heartbeat/liveness`)).json() as Record<string, unknown>
+  t.equal(liveness.demo, demo ? true : undefined, `liveness body: demo ${String(demo)}`)
+  const heartbeat = await (await fetch(`${address}/heartbeat`, { headers: { authorization } })).json() as { liveness: Record<string, unknown> }
+  t.equal(heartbeat.liveness.demo, demo ? true : undefined, `GET /heartbeat: liveness.demo ${String(demo)}`)
+  const page = await (await fetch(`${address}/status`)).text()
+  const svg = await (await fetch(`${address}/heartbeat/badge.svg`)).text()
+  const shields = await (await fetch(`${address}/heartbeat/shields.json`)).json() as { message: string }
+  const metrics = await (await fetch(`${address}/metrics`, { headers: { authorization } })).text()
+  if (demo) {
+    t.match(page, /<title>Demo: Scheduler /, 'the page title says demo')
+    t.match(page, /<p id="demo" class="demo" role="note"><strong>Demo data\.<\/strong>/, 'the page says demo data, above the verdict')
+    t.match(svg, /<title>scheduler: \w[\w ]* \(demo\)<\/title>/, 'the badge says demo')
+    t.match(shields.message, / \(demo\)$/, 'the shields.io message says demo')
+    t.match(metrics, /^scheduler_heartbeat_up\{demo="true"\} [01]$/m, 'the verdict metric is labelled demo')
+    t.match(metrics, /^scheduler_info\{instance_id="[^"]+",demo="true"\} 1$/m, 'the info metric is labelled demo')
+  } else {
+    t.notMatch(page, /demo/i, 'nothing on the page says demo')
+    t.notMatch(svg, /demo/i, 'nor on the badge')
+    t.notMatch(shields.message, /demo/i, 'nor in the shields.io message')
+    t.notMatch(metrics, /^[^#\n].*[{,]demo="/m, 'no demo label on any series')
+    t.match(metrics, /^scheduler_heartbeat_up 1$/m)
+  }
 }
 
 /** Polls until `check` passes (the demo scheduler writes on its own clock). */
@@ -169,6 +208,10 @@ t.test('the embedded default: starts, demo heartbeats, token command, restarts o
 
   const jwt = (await cliToken({ DATA_DIR: dataDir }, 'authenticated')).trim()
   t.match(jwt, /^[\w-]+\.[\w-]+\.[\w-]+$/, 'the token command prints one JWT')
+  // The embedded database is demo data, and every answer made from it says so.
+  t.match(first.stdout, /\n {2}DEMO DATA: the row is the embedded database's, not your scheduler's, and every verdict says "demo";\n/, 'the banner says demo')
+  t.match(first.logLines().find((l) => l.msg === 'ready'), { embedded: true, demo: true }, 'the ready line says demo')
+  await demoLabels(t, address, `Bearer ${jwt}`, true)
   const one = await getHeartbeat(address, jwt)
   t.equal(one.status, 200, 'the server accepts the token command\'s token')
   t.match(one.body.heartbeat, { instance_id: /^scheduler-[0-9a-f]{8}$/, status: 'running' })
@@ -195,9 +238,12 @@ t.test('the embedded default: starts, demo heartbeats, token command, restarts o
   t.same(await second.stop('SIGINT', { group: true }), { code: 0, signal: null }, 'Ctrl-C: exit 0')
   t.equal(second.stderr, '')
 
-  // Third start, without the demo: the row is as the last scheduler left it.
-  const third = start(t, { ...env, DEMO_SCHEDULER: 'false' })
+  // Third start, without the demo scheduler, as the image runs (NODE_ENV=production, opted in to the embedded
+  // database): the row is as the last demo scheduler left it, and still demo data.
+  const third = start(t, { ...env, DEMO_SCHEDULER: 'false', NODE_ENV: 'production', EMBEDDED_IN_PRODUCTION: 'true' })
   const last = await third.ready()
+  await demoLabels(t, last.address, `Bearer ${jwt}`, true)
+  t.match(third.stdout, /DEMO DATA/, 'the banner says demo without the demo scheduler too')
   t.notMatch(third.stdout.split('\n').find((l) => l.includes('embedded PostgreSQL on')) ?? '', /demo scheduler/)
   const three = await getHeartbeat(last.address, jwt)
   t.equal(three.status, 200)

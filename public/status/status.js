@@ -82,7 +82,7 @@
     const output = byId('output')
     output.textContent = liveness.output || ''
     output.hidden = liveness.output === undefined
-    document.title = `Scheduler ${word} · eva-heartbeat-api`
+    document.title = `${liveness.demo === true ? 'Demo: ' : ''}Scheduler ${word} · eva-heartbeat-api`
     setMoment('last-poll', liveness.last_poll_at, 'none recorded')
     setMoment('next-poll', liveness.next_poll_at, 'not announced')
     setMoment('checked', liveness.checked_at, '')

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the image and runs it twice, with host networking on loopback only:
-#   1. the embedded default: runs as a non-root user, answers GET /heartbeat/liveness 200, exits 0 on docker stop;
+#   0. without DATABASE_URL and without EMBEDDED_IN_PRODUCTION=true (the image sets NODE_ENV=production): exit 1;
+#   1. the embedded default, opted in: runs as a non-root user, answers GET /heartbeat/liveness 200 marked
+#      "demo": true, exits 0 on docker stop;
 #   2. against PostgreSQL 15 (Debian's binaries, started here on 127.0.0.1) through DATABASE_URL: liveness 200.
 # Starts dockerd when it is not running and builds the stand-in base image when it is missing (scripts/ci/).
 # Passes the locally added CAs (/usr/local/share/ca-certificates, e.g. a TLS-intercepting proxy's) to npm ci in the
@@ -66,7 +68,16 @@ run_to_alive () {
   say "$label: ran as uid $uid, exit 0 after docker stop"
 }
 
-run_to_alive embedded
+# The image is production: the embedded demo only when asked for, and then every verdict says demo.
+name="eva-ci-refused-$$"
+containers+=("$name")
+if docker run --name "$name" --network host -e HOST=127.0.0.1 -e PORT="$(free_port)" "$image" >"$work/refused.log" 2>&1; then
+  say "embedded without EMBEDDED_IN_PRODUCTION=true: started, expected a refusal"; exit 1
+fi
+if ! grep -q 'EMBEDDED_IN_PRODUCTION=true' "$work/refused.log"; then say "embedded without the opt-in: unexpected output:"; cat "$work/refused.log"; exit 1; fi
+say "embedded without EMBEDDED_IN_PRODUCTION=true: refused: $(cat "$work/refused.log")"
+run_to_alive embedded -e EMBEDDED_IN_PRODUCTION=true
+grep -q '"demo":true' "$work/body" || { say "embedded: the liveness body does not say demo"; exit 1; }
 
 # PostgreSQL 15 with the migration applied and a fresh heartbeat row, as the scheduler writes it.
 if [ ! -x "$pg_bin/postgres" ]; then say "skipped the DATABASE_URL run: $pg_bin is not installed (Debian package postgresql-15)"; exit 0; fi

@@ -42,6 +42,8 @@ export interface Liveness {
   grace_seconds: number | null
   /** Present iff status is not pass: one sentence for a human on call. */
   output?: string
+  /** Present only when the row is demo data (see withDemoLabel). */
+  demo?: true
 }
 
 export interface Verdict {
@@ -258,3 +260,7 @@ export function livenessHttpStatus (liveness: Liveness, strict: boolean): 200 | 
   if (liveness.status === 'warn' && strict) return 503
   return 200
 }
+
+/** The verdict as an answer shows it: marked `demo: true` when it was taken from demo data, else unchanged. */
+export const withDemoLabel = (liveness: Liveness, demoData: boolean): Liveness =>
+  demoData ? { ...liveness, demo: true } : liveness

@@ -37,7 +37,7 @@ export class ApiMetrics {
     new Counter({ name, help, registers: [this.registry] })
 
   private readonly scheduler = {
-    up: this.gauge('scheduler_heartbeat_up', '1 unless the liveness verdict fails (stale, stopped, missing, unknown)'),
+    up: this.gauge('scheduler_heartbeat_up', '1 unless the liveness verdict fails (stale, stopped, missing, unknown); demo="true" when the row is demo data', ['demo']),
     state: this.gauge('scheduler_heartbeat_state', 'The liveness verdict state: 1 for the current state, 0 for the others', ['state']),
     checkedAt: this.gauge('scheduler_heartbeat_checked_timestamp_seconds', 'When the verdict was taken, on the database clock (the API clock when the database was unreachable)'),
     grace: this.gauge('scheduler_heartbeat_grace_seconds', 'The grace after next_poll_at before the verdict is stale'),
@@ -51,11 +51,15 @@ export class ApiMetrics {
     polls: this.counter('scheduler_polls_total', 'poll_count of the row; per scheduler process, so it restarts at 0 with a new instance_id'),
     dispatches: this.counter('scheduler_dispatches_total', 'dispatch_count of the row; per scheduler process, so it restarts at 0 with a new instance_id'),
     errors: this.counter('scheduler_errors_total', 'error_count of the row; per scheduler process, so it restarts at 0 with a new instance_id'),
-    info: this.gauge('scheduler_info', 'Always 1, labelled with the instance_id of the scheduler process that wrote the row', ['instance_id']),
+    info: this.gauge('scheduler_info', 'Always 1, labelled with the instance_id of the scheduler process that wrote the row, and demo="true" when the row is demo data', ['instance_id', 'demo']),
     databaseUp: this.gauge('eva_heartbeat_api_database_up', '1 when the API could read the database for this scrape, else 0')
   }
 
-  constructor () {
+  /** Only where the row is demo data (the embedded database): absent otherwise, so real series keep their labels. */
+  private readonly demoLabel: { demo?: 'true' }
+
+  constructor (options: { demoData?: boolean } = {}) {
+    this.demoLabel = options.demoData === true ? { demo: 'true' } : {}
     // Unprefixed on purpose: process_* and nodejs_* are the names every Node.js dashboard and alert already expects,
     // and Prometheus's job/instance labels say which process they belong to.
     collectDefaultMetrics({ register: this.registry })
@@ -72,7 +76,7 @@ export class ApiMetrics {
   /** Copies one scrape's sample into the gauges; a null value removes its series (see SchedulerSample). */
   observeScheduler (sample: SchedulerSample): void {
     const m = this.scheduler
-    m.up.set(sample.up)
+    m.up.set(this.demoLabel, sample.up)
     for (const state of LIVENESS_STATES) m.state.set({ state }, state === sample.state ? 1 : 0)
     for (const status of SCHEDULER_STATUSES) m.status.set({ status }, status === sample.status ? 1 : 0)
     for (const state of BREAKER_METRIC_STATES) m.breaker.set({ state }, state === sample.breaker ? 1 : 0)
@@ -89,7 +93,7 @@ export class ApiMetrics {
     setOrRemove(m.errors, sample.errors)
     // A new instance_id replaces the old series rather than adding one beside it.
     m.info.reset()
-    if (sample.instanceId !== null) m.info.set({ instance_id: sample.instanceId }, 1)
+    if (sample.instanceId !== null) m.info.set({ instance_id: sample.instanceId, ...this.demoLabel }, 1)
   }
 }
 
@@ -101,8 +105,8 @@ function setOrRemove (metric: Scalar, value: number | null): void {
   else metric.inc(value)
 }
 
-export default fp(async (app) => {
-  const metrics = new ApiMetrics()
+export default fp<{ demoData?: boolean }>(async (app, options) => {
+  const metrics = new ApiMetrics({ demoData: options.demoData })
   app.decorate('metrics', metrics)
   // A callback, not an async function: no promise per request.
   app.addHook('onResponse', (request, reply, done) => {

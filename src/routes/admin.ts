@@ -5,7 +5,7 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { UpdateRefusedError, type HeartbeatChange, type LockedHeartbeat } from '../db/heartbeat.js'
 import { BREAKER_STATES, SCHEDULER_STATUSES, type BreakerState, type SchedulerStatus } from '../domain/heartbeat.js'
-import { deriveLiveness, type GraceSettings } from '../domain/liveness.js'
+import { deriveLiveness, withDemoLabel, type GraceSettings } from '../domain/liveness.js'
 import { breakerBody, describeChanges, normalisePatch, PAUSED_REASON_MAX_CHARS, pauseBody, RESUME_BODY, type HeartbeatPatch } from '../domain/patch.js'
 import { entityTag, heartbeatJson, ifMatch } from '../domain/representation.js'
 import { heartbeatNotFound, ProblemError } from '../errors.js'
@@ -15,6 +15,8 @@ import { HeartbeatResponseSchema, problem } from '../schemas.js'
 
 export interface AdminRoutesOptions {
   grace: { graceSeconds: number, graceFactor: number }
+  /** The row is demo data: the verdict in the answer says so. */
+  demoData?: boolean
 }
 
 /** The contract's cap for a PATCH body. */
@@ -146,7 +148,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
       'last-modified': change.after.updated_at.toUTCString(),
       'cache-control': 'no-cache'
     })
-    return { heartbeat, liveness }
+    return { heartbeat, liveness: withDemoLabel(liveness, options.demoData ?? false) }
   })
 }
 

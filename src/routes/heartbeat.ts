@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { HeartbeatRow } from '../domain/heartbeat.js'
-import { deriveLiveness, livenessHttpStatus, type GraceSettings, type HeartbeatReading, type Liveness, type Verdict } from '../domain/liveness.js'
+import { deriveLiveness, livenessHttpStatus, withDemoLabel, type GraceSettings, type HeartbeatReading, type Liveness, type Verdict } from '../domain/liveness.js'
 import { entityTag, heartbeatJson, noneMatch, type HeartbeatJson } from '../domain/representation.js'
 import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../errors.js'
 import { unauthorized } from '../auth/jwt.js'
@@ -12,6 +12,8 @@ import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, Proble
 export interface HeartbeatRoutesOptions {
   grace: { graceSeconds: number, graceFactor: number }
   livenessPublic: boolean
+  /** The row is demo data: every verdict says so. */
+  demoData?: boolean
 }
 
 const HEALTH_JSON = 'application/health+json'
@@ -103,7 +105,7 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
     const { heartbeat, lastModified, etag } = show(reading.row, liveness)
     void reply.headers({ etag, 'last-modified': lastModified, 'cache-control': 'no-cache' })
     if (noneMatch(request.headers['if-none-match'], etag)) return await reply.code(304).send(null)
-    return { heartbeat, liveness }
+    return { heartbeat, liveness: withDemoLabel(liveness, options.demoData ?? false) }
   })
 
   app.get('/heartbeat/liveness', {
@@ -137,7 +139,7 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
     const code = livenessHttpStatus(liveness, request.query.strict ?? false)
     void reply.code(code).type(HEALTH_JSON).header('cache-control', 'no-store')
     if (code === 503) void reply.header('retry-after', String(retryAfterSeconds))
-    return liveness
+    return withDemoLabel(liveness, options.demoData ?? false)
   })
 }
 

@@ -14,6 +14,8 @@ import { renderStatusPage } from '../status/page.js'
 export interface StatusRoutesOptions {
   grace: GraceSettings
   livenessPublic: boolean
+  /** The row is demo data: the page, the badge and the shields.io JSON say so. */
+  demoData?: boolean
 }
 
 /** How often the page's script asks /heartbeat/liveness again. */
@@ -33,7 +35,7 @@ const HTML = 'text/html; charset=utf-8'
 export const ShieldsEndpointSchema = Type.Object({
   schemaVersion: Type.Literal(1),
   label: Type.String(),
-  message: Type.String({ description: 'The verdict state in words', examples: ['alive', 'late', 'stale', 'circuit open'] }),
+  message: Type.String({ description: 'The verdict state in words; followed by " (demo)" when the verdict is about demo data (the embedded database)', examples: ['alive', 'late', 'stale', 'circuit open', 'alive (demo)'] }),
   color: Type.String({ description: 'brightgreen (pass), yellow (warn), red (fail), lightgrey (unknown: the database could not be read)' })
 }, { $id: 'ShieldsEndpoint', description: 'shields.io endpoint badge (https://shields.io/badges/endpoint-badge)' })
 
@@ -53,7 +55,7 @@ const badgeHeaders = {
   'Cross-Origin-Resource-Policy': { type: 'string', description: 'cross-origin: a page on another site may show it' }
 }
 
-const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app, { grace, livenessPublic }) => {
+const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app, { grace, livenessPublic, demoData = false }) => {
   const assets = await loadAssets()
   const guarded = livenessPublic
     ? { security: PUBLIC }
@@ -100,7 +102,8 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
   }, async (request, reply) => {
     const page = renderStatusPage(await verdict(request), {
       assets: { script: assets['status.js'].href, stylesheet: assets['status.css'].href, icon: assets['favicon.svg'].href },
-      refreshSeconds: STATUS_REFRESH_SECONDS
+      refreshSeconds: STATUS_REFRESH_SECONDS,
+      demoData
     })
     return await reply.type(HTML).headers({ 'cache-control': 'no-store', 'content-security-policy': STATUS_PAGE_CSP }).send(page)
   })
@@ -116,7 +119,7 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
       operationId: 'getBadge',
       summary: 'The verdict as a shields-style SVG badge',
       description: '`scheduler | alive` in green for pass, yellow for warn (late, paused, …), red for fail (stale, stopped, missing), ' +
-        `grey for unknown. Always 200, so that an image is always drawn. ${access}`,
+        `grey for unknown; \`alive (demo)\` and so on when the verdict is about demo data (the embedded database). Always 200, so that an image is always drawn. ${access}`,
       tags: ['status'],
       ...guarded,
       querystring: BadgeQuery,
@@ -128,7 +131,7 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
     },
     ...gate
   }, async (request, reply) => {
-    const svg = await badgeSvg(request.query.label ?? DEFAULT_BADGE_LABEL, await verdict(request))
+    const svg = await badgeSvg(request.query.label ?? DEFAULT_BADGE_LABEL, await verdict(request), demoData)
     // Cross-origin: a README on another site shows it with <img>.
     return await reply.type('image/svg+xml').headers({ 'cache-control': BADGE_CACHE_CONTROL, 'cross-origin-resource-policy': 'cross-origin' }).send(svg)
   })
@@ -150,7 +153,7 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
     ...gate
   }, async (request, reply) => {
     void reply.headers({ 'cache-control': BADGE_CACHE_CONTROL, 'cross-origin-resource-policy': 'cross-origin' })
-    return shieldsEndpoint(request.query.label ?? DEFAULT_BADGE_LABEL, await verdict(request))
+    return shieldsEndpoint(request.query.label ?? DEFAULT_BADGE_LABEL, await verdict(request), demoData)
   })
 }
 

@@ -13,15 +13,17 @@ export interface ShieldsEndpoint {
   color: string
 }
 
-export function shieldsEndpoint (label: string, liveness: Liveness): ShieldsEndpoint {
-  return { schemaVersion: 1, label, message: STATE_WORDS[liveness.state], color: BADGE_COLOURS[toneOf(liveness)] }
+/** The message is the server's own (the label is the caller's): that is where demo data is named. */
+export function shieldsEndpoint (label: string, liveness: Liveness, demoData = false): ShieldsEndpoint {
+  const words = STATE_WORDS[liveness.state]
+  return { schemaVersion: 1, label, message: demoData ? `${words} (demo)` : words, color: BADGE_COLOURS[toneOf(liveness)] }
 }
 
 /** badge-maker with its font-width tables (~11 MB resident), loaded by the first badge asked for, not at start. */
 let badgeMaker: Promise<typeof import('badge-maker')> | undefined
 
-export async function badgeSvg (label: string, liveness: Liveness): Promise<string> {
-  const { message, color } = shieldsEndpoint(label, liveness)
+export async function badgeSvg (label: string, liveness: Liveness, demoData = false): Promise<string> {
+  const { message, color } = shieldsEndpoint(label, liveness, demoData)
   const { makeBadge } = await (badgeMaker ??= import('badge-maker'))
   return makeBadge({ label, message, color, style: 'flat' })
 }

@@ -14,6 +14,8 @@ export interface PageOptions {
   assets: PageAssets
   /** How often the script asks /heartbeat/liveness again. */
   refreshSeconds: number
+  /** The row is demo data (the embedded database): said in the title and above the verdict. */
+  demoData?: boolean
 }
 
 const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
@@ -37,7 +39,10 @@ function moment (id: string, iso: string | null, secondsFromCheck: number | null
 
 const secondsBetween = (from: string, to: string): number => (Date.parse(to) - Date.parse(from)) / 1000
 
-export function renderStatusPage (liveness: Liveness, { assets, refreshSeconds }: PageOptions): string {
+const DEMO_NOTICE = '<p id="demo" class="demo" role="note"><strong>Demo data.</strong> This verdict is about the embedded ' +
+  'database\'s row, written by the demo scheduler or by hand, not by a real scheduler. Set DATABASE_URL to monitor one.</p>\n'
+
+export function renderStatusPage (liveness: Liveness, { assets, refreshSeconds, demoData = false }: PageOptions): string {
   const tone = toneOf(liveness)
   const words = STATE_WORDS[liveness.state]
   const nextIn = liveness.next_poll_at === null ? null : secondsBetween(liveness.checked_at, liveness.next_poll_at)
@@ -48,15 +53,15 @@ export function renderStatusPage (liveness: Liveness, { assets, refreshSeconds }
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Scheduler ${escapeHtml(words)} · eva-heartbeat-api</title>
+<title>${demoData ? 'Demo: ' : ''}Scheduler ${escapeHtml(words)} · eva-heartbeat-api</title>
 <link rel="icon" type="image/svg+xml" href="${escapeHtml(assets.icon)}">
 <link rel="stylesheet" href="${escapeHtml(assets.stylesheet)}">
 <script src="${escapeHtml(assets.script)}" defer></script>
 </head>
 <body>
 <main data-refresh-seconds="${refreshSeconds}" data-words="${escapeHtml(JSON.stringify(STATE_WORDS))}" data-symbols="${escapeHtml(JSON.stringify(TONE_SYMBOLS))}">
-<h1>EVA scheduler</h1>
-<section id="verdict" class="verdict tone-${tone}" data-state="${escapeHtml(liveness.state)}" aria-live="polite">
+<h1>EVA scheduler${demoData ? ' (demo data)' : ''}</h1>
+${demoData ? DEMO_NOTICE : ''}<section id="verdict" class="verdict tone-${tone}" data-state="${escapeHtml(liveness.state)}" aria-live="polite">
 <p class="headline"><span id="symbol" class="symbol" aria-hidden="true">${TONE_SYMBOLS[tone]}</span> <span id="state">${escapeHtml(capitalised(words))}</span></p>
 <p class="health">Health check: <strong id="status">${escapeHtml(liveness.status)}</strong></p>
 <p id="output" class="output"${liveness.output === undefined ? ' hidden' : ''}>${escapeHtml(liveness.output ?? '')}</p>

@@ -61,7 +61,7 @@ t.test('the README quick start, run against the embedded default', needs(findToo
     const run = await bash(commands, address, env)
     t.equal(run.code, 0, run.stderr)
     const body = JSON.parse(run.outputs[0] ?? '') as Record<string, unknown>
-    t.match(body, { status: /^(pass|warn)$/, state: /^(alive|late|starting)$/ })
+    t.match(body, { status: /^(pass|warn)$/, state: /^(alive|late|starting)$/, demo: true })
     t.same(Object.keys(body).sort(), Object.keys(JSON.parse(shown ?? '') as object).sort(), 'the same fields as the README\'s example')
   })
 
@@ -75,8 +75,8 @@ t.test('the README quick start, run against the embedded default', needs(findToo
     t.equal(answer.heartbeat.id, 1, 'the row')
     t.match(answer.heartbeat.instance_id, /^scheduler-[0-9a-f]{8}$/, 'written by the demo scheduler')
     t.match(answer.liveness.status, /^(pass|warn)$/)
-    t.match(metrics, /^scheduler_heartbeat_up 1$/m, 'the metrics, with the token')
-    t.match(metrics, /^scheduler_info\{instance_id="scheduler-[0-9a-f]{8}"\} 1$/m)
+    t.match(metrics, /^scheduler_heartbeat_up\{demo="true"\} 1$/m, 'the metrics, with the token, labelled demo')
+    t.match(metrics, /^scheduler_info\{instance_id="scheduler-[0-9a-f]{8}",demo="true"\} 1$/m)
   })
 
   t.test('the service_role token, the pause and the resume', async (t) => {

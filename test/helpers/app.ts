@@ -17,10 +17,10 @@ export interface TestApp {
 }
 
 /** A started database (shared when given) and an app built from an environment, as the process would build it. */
-export async function startTestApp (t: Teardown, options: { env?: Record<string, string>, db?: TestDatabase } & BuildAppOptions = {}): Promise<TestApp> {
+export async function startTestApp (t: Teardown, options: { env?: Record<string, string>, db?: TestDatabase, demoData?: boolean } & BuildAppOptions = {}): Promise<TestApp> {
   const db = options.db ?? await startTestDatabase()
   if (options.db === undefined) t.teardown(db.close)
-  const config = loadConfig({
+  const loaded = loadConfig({
     DATABASE_URL: db.apiUrl,
     JWT_SECRET: TEST_SECRET,
     LOG_LEVEL: 'silent',
@@ -29,7 +29,9 @@ export async function startTestApp (t: Teardown, options: { env?: Record<string,
     // failed-authentication limit; test/security/defences.test.ts turns it on and tests it.
     AUTH_FAILURE_LIMIT_PER_MINUTE: '0',
     ...options.env
-  }) as AppConfig
+  })
+  // As src/server.ts decides it: demo data only on the embedded database (a test asks for it).
+  const config = { ...loaded, demoData: options.demoData ?? false } as AppConfig
   const app = await buildApp(config, { logStream: options.logStream, limits: options.limits })
   t.teardown(async () => { await app.close() })
   await app.ready()

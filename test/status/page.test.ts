@@ -51,3 +51,13 @@ t.test('the badge escapes its label', async (t) => {
   t.notOk(svg.includes('<script>'))
   t.match(svg, '&lt;/text&gt;&lt;script&gt;x&lt;/script&gt;: unknown')
 })
+
+t.test('demo data: the page, the badge and the shields.io message say so; without it, nothing does', async (t) => {
+  const demo = renderStatusPage(unknown, { assets: ASSETS, refreshSeconds: 5, demoData: true })
+  t.match(demo, '<title>Demo: Scheduler unknown · eva-heartbeat-api</title>')
+  t.match(demo, '<h1>EVA scheduler (demo data)</h1>\n<p id="demo" class="demo" role="note"><strong>Demo data.</strong>')
+  t.notMatch(renderStatusPage(unknown, { assets: ASSETS, refreshSeconds: 5 }), /demo/i)
+  t.equal(shieldsEndpoint('scheduler', unknown, true).message, 'unknown (demo)')
+  t.match(await badgeSvg('scheduler', unknown, true), 'aria-label="scheduler: unknown (demo)"')
+  t.equal(shieldsEndpoint('scheduler', unknown).message, 'unknown')
+})
