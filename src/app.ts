@@ -100,6 +100,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   await app.register(eventsPlugin, {
     grace: config.grace,
     ...config.events,
+    demoData: config.demoData,
     recheckMs: streamRecheckMs(config.jwt.jwksCacheMaxAgeMs ?? JWKS_DEFAULTS.cacheMaxAgeMs)
   })
 

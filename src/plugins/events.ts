@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import { Counter, Gauge } from 'prom-client'
 import { heartbeatEvent } from '../domain/events.js'
-import { deriveLiveness, type GraceSettings } from '../domain/liveness.js'
+import { deriveLiveness, withDemoLabel, type GraceSettings } from '../domain/liveness.js'
 import { ProblemError } from '../errors.js'
 import { EventHub } from '../events/hub.js'
 import {
@@ -75,6 +75,8 @@ export interface EventsPluginOptions {
   /** Unset: half the open-file limit, at most 10,000 (defaultTotalStreams). */
   maxTotal: number | undefined
   maxLifetimeSeconds: number
+  /** The row is the embedded database's demo data: every event's verdict says so. */
+  demoData?: boolean
 }
 
 export default fp<EventsPluginOptions>(async (app, options) => {
@@ -93,7 +95,7 @@ export default fp<EventsPluginOptions>(async (app, options) => {
     // The shared poller reads as the least role that may read the row; each client was authorized on connect.
     produce: async () => {
       const reading = await app.store.read(SERVICE_READER)
-      return heartbeatEvent(reading, deriveLiveness(reading, grace).liveness)
+      return heartbeatEvent(reading, withDemoLabel(deriveLiveness(reading, grace).liveness, options.demoData ?? false))
     },
     onError: (error) => { app.log.error({ err: error }, 'heartbeat event stream: reading the row failed') }
   })

@@ -4,6 +4,7 @@
 import t from 'tap'
 import { bearer, startTestApp, writeRow } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'
+import { connectSse, dataOf, isHeartbeat } from '../helpers/sse.js'
 
 const db = await startTestDatabase()
 t.teardown(db.close)
@@ -64,4 +65,18 @@ t.test('the metrics: demo="true" on the verdict and the info series, only from d
   t.match(fromReal, /^scheduler_heartbeat_up 1$/m)
   t.match(fromReal, /^scheduler_info\{instance_id="scheduler-0a1b2c3d"\} 1$/m)
   t.notMatch(fromReal, /^[^#\n].*[{,]demo="/m, 'no series has a demo label')
+})
+
+t.test('the event stream: every heartbeat event\'s verdict says demo, only from demo data', async (t) => {
+  const headers = await bearer('authenticated')
+  for (const [app, demoData] of [[demo.app, true], [real.app, false]] as const) {
+    const address = await app.listen({ host: '127.0.0.1', port: 0 })
+    const events = await connectSse(`${address}/heartbeat/events`, headers)
+    t.teardown(events.close)
+    t.equal(events.status, 200)
+    const liveness = dataOf(await events.next(isHeartbeat, 15_000, 0)).liveness as Record<string, unknown>
+    if (demoData) t.equal(liveness.demo, true, 'demo')
+    else t.notOk('demo' in liveness, 'no demo property')
+    events.close()
+  }
 })
