@@ -104,7 +104,7 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
     const { liveness } = livenessVerdict(reading, request.query.grace)
     const { heartbeat, lastModified, etag } = show(reading.row, liveness)
     void reply.headers({ etag, 'last-modified': lastModified, 'cache-control': 'no-cache' })
-    if (noneMatch(request.headers['if-none-match'], etag)) return await reply.code(304).send(null)
+    if (noneMatch(request.headers['if-none-match'], etag)) return await reply.code(304).send()
     return { heartbeat, liveness: withDemoLabel(liveness, options.demoData ?? false) }
   })
 

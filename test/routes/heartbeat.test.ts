@@ -418,6 +418,7 @@ t.test('/heartbeat validators: strong ETag, Last-Modified, no-cache, 304', async
   t.equal(hit.headers.etag, etag, '304 carries the ETag')
   t.equal(hit.headers['cache-control'], 'no-cache')
   t.equal(hit.body, '')
+  t.notOk('content-length' in hit.headers, 'no Content-Length: a 304 announces no body (a fetch client would wait for it)')
 
   const listed = await heartbeat('', { 'if-none-match': `"something-else", ${String(etag)}` })
   t.equal(listed.statusCode, 304, 'a list of tags that holds the current one')
