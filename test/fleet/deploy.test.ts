@@ -6,17 +6,16 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { BlockList, isIP } from 'node:net'
 import path from 'node:path'
 import { Service } from 'kubernetes-models/v1'
 import { Deployment } from 'kubernetes-models/apps/v1'
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
 import t from 'tap'
-import { parseAllDocuments } from 'yaml'
+import { parseAllDocuments, parse as parseYaml } from 'yaml'
 import { findTool, needs } from '../helpers/tools.js'
 import { ROOT } from '../helpers/server-process.js'
 import { HAPROXY_CONFIG } from '../helpers/fleet.js'
-import { parse as parseYaml } from 'yaml'
-import { BlockList, isIP } from 'node:net'
 import { parseTrustProxy } from '../../src/config.js'
 
 const K8S_DIR = path.join(ROOT, 'deploy/kubernetes')
@@ -170,6 +169,8 @@ t.test('haproxy -c accepts deploy/haproxy/haproxy.cfg, with the compose defaults
   }
 })
 
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
+
 /** TRUST_PROXY as the service reads it: a list of addresses and CIDRs, never `true` (any client writes the header) or a hop count. */
 function trustedList (t: Tap, value: unknown, where: string): string[] {
   const parsed = parseTrustProxy(typeof value === 'string' ? value : undefined)
@@ -177,7 +178,6 @@ function trustedList (t: Tap, value: unknown, where: string): string[] {
   return Array.isArray(parsed) ? [...parsed as string[]] : []
 }
 
-type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
 interface ComposeService { environment?: Record<string, string>, ports?: string[], networks?: Record<string, { ipv4_address?: string }> }
 const composeFleet = async (): Promise<{ services: Record<string, ComposeService>, networks: { default: { ipam: { config: Array<{ subnet: string }> } } } }> =>
