@@ -83,7 +83,8 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
     schemaController: { compilersFactory: { buildValidator: validatorsWithExactBodies() } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  if (typeof config.trustProxy === 'number') app.log.warn(hopCountWarning(config.trustProxy))
+  // 0 hops believes no X-Forwarded-For at all: nothing to warn about.
+  if (typeof config.trustProxy === 'number' && config.trustProxy > 0) app.log.warn(hopCountWarning(config.trustProxy))
 
   for (const schema of [...SHARED_SCHEMAS, ReadinessSchema, ShieldsEndpointSchema]) app.addSchema(schema)
 

@@ -1,13 +1,14 @@
-// Failed authentication, counted per client address with @fastify/rate-limit (its in-memory store, its IPv6 /64
-// grouping). The address is request.ip: the TCP peer, or behind proxies named in TRUST_PROXY the client address they
-// forward. After AUTH_FAILURE_LIMIT_PER_MINUTE failures within the window, every route that authenticates answers
-// that address 429 until the window ends for any credential that needs a signature check — a new good token too: no
-// cryptography is spent on a flood. A token verified before (in the token cache) is served all the same: it costs no
-// check, and its holder must not be locked out by others' failures. Routes that do not authenticate (public liveness,
-// /livez, /docs, and /readyz without a credential) never look at the count, so a monitor polling them is never limited.
-import rateLimit from '@fastify/rate-limit'
+// Failed authentication, counted per client address (src/auth/failure-table.ts: IPv6 per /64 and per /48, a bounded
+// table that keeps the addresses it limits). The address is request.ip: the TCP peer, or behind proxies named in
+// TRUST_PROXY the client address they forward. After AUTH_FAILURE_LIMIT_PER_MINUTE failures within the window, every
+// route that authenticates answers that address 429 until the window ends for any credential that needs a signature
+// check — a new good token too: no cryptography is spent on a flood. A token verified before (in the token cache) is
+// served all the same: it costs no check, and its holder must not be locked out by others' failures. Routes that do
+// not authenticate (public liveness, /livez, /docs, /readyz without a credential) never look at the count, so a
+// monitor polling them is never limited.
 import type { FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { bucketsOf, FailureTable } from '../auth/failure-table.js'
 import { ProblemError } from '../errors.js'
 import { problem } from '../schemas.js'
 
@@ -30,7 +31,7 @@ export interface AuthLimitOptions {
   windowMs: number
 }
 
-/** Distinct addresses remembered at once (least recently seen forgotten first). */
+/** Buckets (IPv4 addresses, IPv6 /64s and /48s) counted at once; see FailureTable for which are given up first. */
 const ADDRESSES_KEPT = 10_000
 
 export const tooManyRequests = (retryAfterSeconds: number): ProblemError =>
@@ -45,16 +46,14 @@ export default fp<AuthLimitOptions>(async (app, { limit, windowMs }) => {
     app.decorate('authFailures', OFF)
     return
   }
-  // global: false — the plugin itself limits no route; only the two calls below touch the count.
-  await app.register(rateLimit, { global: false, max: limit, timeWindow: windowMs, cache: ADDRESSES_KEPT })
-  const failures = app.createRateLimit()
+  const table = new FailureTable({ capacity: ADDRESSES_KEPT, windowMs, overflowThreshold: limit })
 
   app.decorate('authFailures', {
     refuseIfLimited: async (request: FastifyRequest) => {
-      const state = await failures(request, { increment: false })
-      if (!state.isAllowed && state.remaining === 0) throw tooManyRequests(Math.max(1, state.ttlInSeconds))
+      const ms = table.limitedFor(bucketsOf(request.ip, limit), Date.now())
+      if (ms > 0) throw tooManyRequests(Math.max(1, Math.ceil(ms / 1000)))
     },
-    count: async (request: FastifyRequest) => { await failures(request) }
+    count: async (request: FastifyRequest) => { table.fail(bucketsOf(request.ip, limit), Date.now()) }
   })
 
   // Every route that asks for a bearer token can answer 429: its schema (and so the OpenAPI document) says so.

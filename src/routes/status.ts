@@ -29,6 +29,16 @@ export const STATUS_PAGE_CSP = [
 
 /** Badges are fetched by image proxies (GitHub's camo) and shields.io: cacheable by them, but not for long. */
 export const BADGE_CACHE_CONTROL = 'public, max-age=30'
+/** Behind a token (LIVENESS_PUBLIC=false) a shared cache must never hand an answer to someone else: the browser's own only. */
+export const PRIVATE_BADGE_CACHE_CONTROL = 'private, max-age=30'
+/** The request headers that carry a credential: an answer that depends on them says so to every cache. */
+export const CREDENTIAL_VARY = 'Authorization, apikey'
+
+/** Appends to Vary rather than replacing what another hook (CORS's `Origin`) put there. */
+function addVary (reply: FastifyReply, fields: string): void {
+  const existing = reply.getHeader('vary')
+  void reply.header('vary', existing === undefined || existing === '' ? fields : `${String(existing)}, ${fields}`)
+}
 
 const HTML = 'text/html; charset=utf-8'
 
@@ -50,10 +60,11 @@ const BadgeQuery = Type.Object({
   }))
 })
 
-const badgeHeaders = {
-  'Cache-Control': { type: 'string', description: BADGE_CACHE_CONTROL },
+const badgeHeaders = (livenessPublic: boolean): Record<string, { type: 'string', description: string }> => ({
+  'Cache-Control': { type: 'string', description: livenessPublic ? BADGE_CACHE_CONTROL : PRIVATE_BADGE_CACHE_CONTROL },
+  ...(livenessPublic ? {} : { Vary: { type: 'string', description: CREDENTIAL_VARY } }),
   'Cross-Origin-Resource-Policy': { type: 'string', description: 'cross-origin: a page on another site may show it' }
-}
+})
 
 const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app, { grace, livenessPublic, demoData = false }) => {
   const assets = await loadAssets()
@@ -65,6 +76,9 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
     : { 401: problem('No token, or one that does not verify', 401), 403: problem('The token\'s role may not read the heartbeat', 403), 503: problem('The signing keys (JWKS_URL) could not be fetched to check the token', 503) }
   const gate = livenessPublic ? {} : { preHandler: app.requireRole('select') }
   const access = livenessPublic ? 'Public (LIVENESS_PUBLIC=true).' : 'Roles `authenticated` and `service_role`, as liveness (LIVENESS_PUBLIC=false).'
+  const badgeCacheControl = livenessPublic ? BADGE_CACHE_CONTROL : PRIVATE_BADGE_CACHE_CONTROL
+  /** An answer that needed a token varies with it. */
+  const varyOnCredential = (reply: FastifyReply): void => { if (!livenessPublic) addVary(reply, CREDENTIAL_VARY) }
 
   // The one verdict, exactly as GET /heartbeat/liveness takes it with the configured grace.
   const verdict = async (request: FastifyRequest): Promise<Liveness> =>
@@ -92,7 +106,7 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
       response: {
         200: {
           description: 'The page',
-          headers: { 'Cache-Control': { type: 'string', description: 'no-store' }, 'Content-Security-Policy': { type: 'string', description: 'The page\'s own: script, style and icon from this origin only' } },
+          headers: { 'Cache-Control': { type: 'string', description: 'no-store' }, ...(livenessPublic ? {} : { Vary: { type: 'string', description: CREDENTIAL_VARY } }), 'Content-Security-Policy': { type: 'string', description: 'The page\'s own: script, style and icon from this origin only' } },
           content: { [HTML]: { schema: Type.String() } }
         },
         ...refusals
@@ -105,6 +119,7 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
       refreshSeconds: STATUS_REFRESH_SECONDS,
       demoData
     })
+    varyOnCredential(reply)
     return await reply.type(HTML).headers({ 'cache-control': 'no-store', 'content-security-policy': STATUS_PAGE_CSP }).send(page)
   })
 
@@ -124,7 +139,7 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
       ...guarded,
       querystring: BadgeQuery,
       response: {
-        200: { description: 'The badge', headers: badgeHeaders, content: { 'image/svg+xml': { schema: Type.String() } } },
+        200: { description: 'The badge', headers: badgeHeaders(livenessPublic), content: { 'image/svg+xml': { schema: Type.String() } } },
         400: problem('The label is not 1 to 40 printable characters'),
         ...refusals
       }
@@ -133,7 +148,8 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
   }, async (request, reply) => {
     const svg = await badgeSvg(request.query.label ?? DEFAULT_BADGE_LABEL, await verdict(request), demoData)
     // Cross-origin: a README on another site shows it with <img>.
-    return await reply.type('image/svg+xml').headers({ 'cache-control': BADGE_CACHE_CONTROL, 'cross-origin-resource-policy': 'cross-origin' }).send(svg)
+    varyOnCredential(reply)
+    return await reply.type('image/svg+xml').headers({ 'cache-control': badgeCacheControl, 'cross-origin-resource-policy': 'cross-origin' }).send(svg)
   })
 
   app.get('/heartbeat/shields.json', {
@@ -145,14 +161,15 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
       ...guarded,
       querystring: BadgeQuery,
       response: {
-        200: { description: 'The badge\'s content', headers: badgeHeaders, content: { 'application/json': { schema: Type.Ref(ShieldsEndpointSchema) } } },
+        200: { description: 'The badge\'s content', headers: badgeHeaders(livenessPublic), content: { 'application/json': { schema: Type.Ref(ShieldsEndpointSchema) } } },
         400: problem('The label is not 1 to 40 printable characters'),
         ...refusals
       }
     },
     ...gate
   }, async (request, reply) => {
-    void reply.headers({ 'cache-control': BADGE_CACHE_CONTROL, 'cross-origin-resource-policy': 'cross-origin' })
+    varyOnCredential(reply)
+    void reply.headers({ 'cache-control': badgeCacheControl, 'cross-origin-resource-policy': 'cross-origin' })
     return shieldsEndpoint(request.query.label ?? DEFAULT_BADGE_LABEL, await verdict(request), demoData)
   })
 }

@@ -6,15 +6,17 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { BlockList, isIP } from 'node:net'
 import path from 'node:path'
 import { Service } from 'kubernetes-models/v1'
 import { Deployment } from 'kubernetes-models/apps/v1'
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
 import t from 'tap'
-import { parseAllDocuments } from 'yaml'
+import { parseAllDocuments, parse as parseYaml } from 'yaml'
 import { findTool, needs } from '../helpers/tools.js'
 import { ROOT } from '../helpers/server-process.js'
 import { HAPROXY_CONFIG } from '../helpers/fleet.js'
+import { parseTrustProxy } from '../../src/config.js'
 
 const K8S_DIR = path.join(ROOT, 'deploy/kubernetes')
 
@@ -164,5 +166,61 @@ t.test('haproxy -c accepts deploy/haproxy/haproxy.cfg, with the compose defaults
   for (const env of [{}, { EVA_API_1: '127.0.0.1:3001', EVA_API_2: '127.0.0.1:3002', EVA_API_3: '127.0.0.1:3003', HAPROXY_ADMIN_SOCKET: path.join(ROOT, '.tap/none.sock') }]) {
     const check = spawnSync(haproxy!, ['-c', '-f', HAPROXY_CONFIG], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } })
     t.equal(check.status, 0, `valid with ${JSON.stringify(env)}`, { output: check.stdout + check.stderr })
+  }
+})
+
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
+
+/** TRUST_PROXY as the service reads it: a list of addresses and CIDRs, never `true` (any client writes the header) or a hop count. */
+function trustedList (t: Tap, value: unknown, where: string): string[] {
+  const parsed = parseTrustProxy(typeof value === 'string' ? value : undefined)
+  t.ok(Array.isArray(parsed), `${where}: TRUST_PROXY is a list of proxy addresses (got ${JSON.stringify(value)})`)
+  return Array.isArray(parsed) ? [...parsed as string[]] : []
+}
+
+
+interface ComposeService { environment?: Record<string, string>, ports?: string[], networks?: Record<string, { ipv4_address?: string }> }
+const composeFleet = async (): Promise<{ services: Record<string, ComposeService>, networks: { default: { ipam: { config: Array<{ subnet: string }> } } } }> =>
+  parseYaml(await readFile(path.join(ROOT, 'docker-compose.fleet.yml'), 'utf8'), { merge: true }) as never
+
+t.test('docker-compose.fleet.yml: every replica believes X-Forwarded-For from HAProxy\'s fixed address, and only from it', async (t) => {
+  const { services, networks } = await composeFleet()
+  const haproxyAddress = services.haproxy?.networks?.default?.ipv4_address
+  t.equal(isIP(haproxyAddress ?? ''), 4, `HAProxy has a fixed address (${String(haproxyAddress)})`)
+  const [network, bits] = (networks.default.ipam.config[0]?.subnet ?? '').split('/')
+  const subnet = new BlockList()
+  subnet.addSubnet(network ?? '', Number(bits))
+  t.ok(subnet.check(haproxyAddress ?? ''), 'inside the fleet network\'s subnet')
+  for (const name of ['api', 'api-2', 'api-3']) {
+    t.same(trustedList(t, services[name]?.environment?.TRUST_PROXY, name), [haproxyAddress], `${name} trusts HAProxy alone`)
+  }
+})
+
+t.test('the Kubernetes Deployment trusts the ingress in front as a list of networks, never any peer', async (t) => {
+  const container = find<DeploymentShape>('Deployment').spec.template.spec.containers[0]!
+  const value = container.env.find((e) => e.name === 'TRUST_PROXY')?.value
+  const list = trustedList(t, value, 'the Deployment')
+  t.ok(list.length > 0 && list.every((entry) => entry.includes('/')), `CIDRs: ${list.join(', ')}`)
+})
+
+t.test('HAProxy\'s runtime API (admin level) is reachable by its owner only: a 0600 socket or the container\'s loopback, never published', async (t) => {
+  const config = await readFile(HAPROXY_CONFIG, 'utf8')
+  const sockets = config.split('\n').map((line) => line.trim()).filter((line) => line.startsWith('stats socket'))
+  t.equal(sockets.length, 1, 'one runtime API socket')
+  const socket = sockets[0] ?? ''
+  t.match(socket, / mode 600 /, 'mode 600')
+  t.match(socket, /"\$\{HAPROXY_ADMIN_SOCKET-\/[^}@:]+\}"/, 'its default is a Unix socket path')
+  t.notMatch(config, /^\s*stats admin/m, 'the stats page cannot take servers out (no `stats admin`)')
+
+  const { services } = await composeFleet()
+  const haproxy = services.haproxy!
+  const admin = haproxy.environment?.HAPROXY_ADMIN_SOCKET ?? '/tmp/haproxy-admin.sock'
+  t.ok(admin.startsWith('/') || /^ipv4@127\.0\.0\.1:\d+$|^ipv6@::1:\d+$/.test(admin), `compose's HAPROXY_ADMIN_SOCKET is a path or loopback (${admin})`)
+  const adminPort = /:(\d+)$/.exec(admin)?.[1]
+  for (const [name, service] of Object.entries(services)) {
+    for (const port of service.ports ?? []) {
+      t.ok(adminPort === undefined || !port.endsWith(`:${adminPort}`), `${name} does not publish the runtime API's port (${port})`)
+      t.match(port, /^127\.0\.0\.1:/, `${name} publishes on the host's loopback only (${port})`)
+    }
   }
 })

@@ -1,15 +1,18 @@
 // Three replicas of the built server on one PostgreSQL, behind a real HAProxy running deploy/haproxy/haproxy.cfg:
 // a crash and a rolling restart under load, event streams and PATCHes across replicas, and the database's load with
 // one replica and with three. The figures are printed as comments; docs/scaling.md has them.
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
 import { EventSource } from 'eventsource'
 import t from 'tap'
 import { freePort } from '../../src/db/local-postgres.js'
-import { bearer, rowText, TEST_SECRET, writeRow } from '../helpers/app.js'
+import { bearer, rowText, TEST_SECRET, token, writeRow } from '../helpers/app.js'
+import { runCliCaptured } from '../helpers/cli.js'
+import { requestFrom } from '../helpers/proxy.js'
 import { startTestDatabase } from '../helpers/database.js'
 import { holdRowLock } from '../helpers/faults.js'
 import type { Tap } from '../helpers/server-process.js'
@@ -33,7 +36,10 @@ await writeRow(db.admin, { lastPollAgo: 1, nextPollIn: 3600 })
 const reader = (await bearer('authenticated')).authorization
 const operator = (await bearer('service_role')).authorization
 
-const env = { DATABASE_URL: db.apiUrl, JWT_SECRET: TEST_SECRET }
+// As docker-compose.fleet.yml: the replicas believe X-Forwarded-For from HAProxy's address alone (here it connects
+// to them from 127.0.0.1, and the test's own clients come from other loopback addresses).
+const HAPROXY_PEER = '127.0.0.1'
+const env = { DATABASE_URL: db.apiUrl, JWT_SECRET: TEST_SECRET, TRUST_PROXY: HAPROXY_PEER }
 const replicas = await Promise.all([1, 2, 3].map(async (n) => new Replica(`api${n}`, await freePort(), env)))
 t.teardown(async () => { await Promise.all(replicas.map(async (r) => { await r.stop('SIGKILL') })) })
 await Promise.all(replicas.map(async (r) => { await r.start() }))
@@ -278,6 +284,56 @@ t.test('a PATCH is never retried: the replica holding it dies, the client gets 5
   await lock.release()
   await delay(500)
   t.equal(await rowText(db.admin), before, 'the row is as it was: nobody replayed it')
+})
+
+t.test('one client\'s flood of bad tokens does not lock out an ops script from another address', async (t) => {
+  await wholeFleet()
+  await writeRow(db.admin, { lastPollAgo: 1, nextPollIn: 3600 })
+  const flooder = '127.0.0.2'
+  const other = '127.0.0.3'
+  const fresh = async (role: string, sub: string): Promise<string> => `Bearer ${await token({ role, sub, jti: `${sub}-${Math.random()}` })}`
+  const bad = `Bearer ${await token({ role: 'service_role', sub: 'guesser' }, 'a-wrong-secret-of-at-least-32-characters')}`
+  // AUTH_FAILURE_LIMIT_PER_MINUTE's default, 20, per replica: 30 failures on each of the 3 in HAProxy's round robin.
+  // The flood claims the ops script's address; HAProxy appends the flooder's own.
+  const statuses = new Map<number, number>()
+  for (let i = 0; i < 90; i++) {
+    const { status } = await requestFrom(flooder, `${proxy.base}/heartbeat`, { headers: { authorization: bad, 'x-forwarded-for': HAPROXY_PEER } })
+    statuses.set(status, (statuses.get(status) ?? 0) + 1)
+  }
+  t.same([...statuses.keys()].sort(), [401, 429], `the flood: 401s, then 429s (${JSON.stringify(Object.fromEntries(statuses))})`)
+  for (let i = 0; i < 3; i++) {
+    const answer = await requestFrom(flooder, `${proxy.base}/heartbeat`, { headers: { authorization: await fresh('authenticated', 'flooder') } })
+    t.equal(answer.status, 429, `the flooder's own new token is refused (${i + 1}): the limit holds it`)
+  }
+
+  // The ops script from another address, with a service_role token minted now (no replica has verified it).
+  const cli = await runCliCaptured(['pause', '--reason', 'incident'], { EVA_HEARTBEAT_URL: proxy.base, EVA_HEARTBEAT_TOKEN: (await fresh('service_role', 'ops')).slice(7) })
+  t.equal(cli.code, 0, `pause --reason incident exits 0 (${cli.stderr.trim()})`)
+  const [row] = await db.admin<Array<{ paused_reason: string | null }>>`select paused_reason from public.eva_scheduler_heartbeat where id = 1`
+  t.equal(row?.paused_reason, 'incident', 'the row is paused')
+  for (let i = 0; i < 3; i++) {
+    const answer = await requestFrom(other, `${proxy.base}/heartbeat`, { headers: { authorization: await fresh('service_role', `ops-${i}`) } })
+    t.equal(answer.status, 200, `another client's new token through HAProxy: 200 (${i + 1})`)
+  }
+})
+
+t.test('HAProxy\'s runtime API is its owner\'s alone: a 0600 socket another OS user cannot open, a stats page without admin actions', async (t) => {
+  await wholeFleet()
+  t.equal((await stat(proxy.adminSocket)).mode & 0o777, 0o600, 'the socket is 0600')
+  if (process.getuid?.() === 0) {
+    // Let `nobody` reach the directory, so that only the socket's own mode stands in its way.
+    const dir = path.dirname(proxy.adminSocket)
+    await chmod(dir, 0o711)
+    t.teardown(async () => { await chmod(dir, 0o700) })
+    const script = `require('net').createConnection(${JSON.stringify(proxy.adminSocket)}).on('connect', () => { console.log('connected'); process.exit(0) }).on('error', (e) => { console.log(e.code); process.exit(0) })`
+    const run = spawnSync('su', ['nobody', '-s', '/bin/sh', '-c', `env -i ${process.execPath} -e "${script.replaceAll('"', '\\"')}"`], { encoding: 'utf8', env: { PATH: process.env.PATH } })
+    t.equal(run.stdout.trim(), 'EACCES', `another OS user is refused (${run.stdout.trim()} ${run.stderr.trim()})`)
+  }
+  const answer = await fetch(`${proxy.stats}/stats`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 's=api1&action=maint&b=replicas' })
+  await answer.arrayBuffer()
+  t.match(answer.headers.get('location'), /st=DENY/, 'HAProxy denies the action')
+  await delay(1500)
+  t.equal((await proxy.server('replicas', 'api1')).status, 'UP', `a stats page POST asking for maintenance changes nothing (${answer.status} ${answer.headers.get('location') ?? ''})`)
 })
 
 /** What the database did while `run` ran: statements (pg_stat_statements) and transactions per second. */

@@ -128,6 +128,8 @@ export class HaProxy {
   }
 
   get log (): string { return this.output }
+  /** The runtime API's Unix socket (admin level). */
+  get adminSocket (): string { return this.socket }
   get pid (): number { return this.child.pid ?? NaN }
 
   async stop (): Promise<void> {

@@ -127,6 +127,7 @@ t.test('badges: label, escaping, caching, HEAD, and bad labels refused with 400'
   t.match(badge.headers['content-type'], /^image\/svg\+xml/)
   t.equal(badge.headers['cache-control'], BADGE_CACHE_CONTROL)
   t.match(BADGE_CACHE_CONTROL, /^public, max-age=\d{1,3}$/)
+  t.equal(badge.headers.vary, undefined, 'public: the same for everyone, no Vary')
   t.equal(badge.headers['cross-origin-resource-policy'], 'cross-origin', 'another site may show it with <img>')
   t.match(badge.body, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/)
   t.match(badge.body, 'build &lt;b&gt;&amp;&quot;x: alive', 'the label, escaped')
@@ -164,7 +165,13 @@ t.test('with LIVENESS_PUBLIC=false the page and the badges need a token, as live
     t.equal(refused.statusCode, 401, `${url} without a token`)
     t.match(refused.headers['content-type'], PROBLEM_JSON)
     t.match(refused.headers['www-authenticate'], /^Bearer/)
-    t.equal((await closed.inject({ url, headers: reader })).statusCode, 200, `${url} with a reader's token`)
+    const served = await closed.inject({ url, headers: reader })
+    t.equal(served.statusCode, 200, `${url} with a reader's token`)
+    // A shared cache (a CDN, a corporate proxy) must not hand what one token holder got to anyone else.
+    t.match(served.headers['cache-control'], url === '/status' ? /^no-store$/ : /^private, max-age=\d+$/, `${url}: never stored for others (${String(served.headers['cache-control'])})`)
+    t.notMatch(served.headers['cache-control'], /public/)
+    t.match(served.headers.vary, /\bAuthorization\b/, `${url}: Vary: Authorization`)
+    t.match(served.headers.vary, /\bapikey\b/, `${url}: Vary: apikey (it authenticates too)`)
   }
   t.equal((await closed.inject({ url: '/' })).statusCode, 302, 'the redirect itself shows nothing')
 })
