@@ -27,16 +27,19 @@ export function findTool (...names: string[]): string | undefined {
 /** Under CI=true a missing component fails its tests; anywhere else they skip. */
 export const strict = (env: NodeJS.ProcessEnv = process.env): boolean => env.CI !== undefined && !['', '0', 'false'].includes(env.CI.toLowerCase())
 
+/** Whether `file` exists and may be executed. */
+export function executable (file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** `name` on PATH, else in /usr/sbin or /sbin (where Debian puts daemons, off an ordinary user's PATH). */
 export function findSbin (name: string): string | undefined {
-  return findTool(name) ?? [`/usr/sbin/${name}`, `/sbin/${name}`].find((file) => {
-    try {
-      accessSync(file, constants.X_OK)
-      return true
-    } catch {
-      return false
-    }
-  })
+  return findTool(name) ?? [`/usr/sbin/${name}`, `/sbin/${name}`].find(executable)
 }
 
 const missing = (what: string, debianPackage: string): string => `${what} is not installed (apt-get install -y ${debianPackage})`
