@@ -2,6 +2,7 @@
 // an upgrade of the driver shows which of them its release fixed (the test passes without the hunk) and which not.
 // The API's pool uses sql.begin for all but the read (src/db/transaction.ts); what it does with these is tested in
 // test/faults/.
+import net from 'node:net'
 import postgres, { type Sql, type TransactionSql } from 'postgres'
 import t from 'tap'
 import { readHeartbeat } from '../../src/db/heartbeat.js'
@@ -11,6 +12,8 @@ import { delay, eventually } from '../helpers/wait.js'
 
 const db = await startTestDatabase()
 t.teardown(db.close)
+
+type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
 /** The API's pool settings that matter here (src/db/client.ts), on a pool of `max`. */
 function pool (max: number): Sql {
@@ -67,10 +70,58 @@ t.test('after a backend is killed mid-statement, the next statement is served on
   t.not(await backendOf(sql), pid, 'by a new backend')
 })
 
-// Hunk 3/3 (a closed connection fails its statements after a socket error too) has no test of its own here: no
-// sequence found in this file made the driver hang without it. test/faults/process.test.ts ("the API's connections
-// killed mid-request") failed without it in 3 runs of 3: after a kill, a transaction never settled and held its
-// connection, and the next round's statements never reached the server.
+/** A TCP relay to the server on loopback that can reset its client connections (an RST: a socket error, not a close). */
+async function startRelay (t: Tap, port: number): Promise<{ port: number, reset: () => number }> {
+  const clients = new Set<net.Socket>()
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1')
+    clients.add(client)
+    client.on('error', () => {}).on('close', () => { clients.delete(client); upstream.destroy() })
+    upstream.on('error', () => {}).on('close', () => { client.destroy() })
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    for (const client of clients) client.destroy()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    reset: () => {
+      const count = clients.size
+      for (const client of clients) client.resetAndDestroy()
+      return count
+    }
+  }
+}
+
+// Hunk 3/3. Unpatched, a connection closed after a socket error (ECONNRESET) left unsettled the statements sent
+// between the 'error' and 'close' events, such as sql.begin's ROLLBACK, sent when the statement in flight failed
+// (as in porsager/postgres#1186): their promises never settled. pg_terminate_backend closes cleanly (no socket
+// error), hence the relay's reset. The statement is sent from the failed one's rejection handler, as the ROLLBACK is.
+t.test('a statement sent right after a connection reset (between the socket error and the close) fails, never hangs', async (t) => {
+  const relay = await startRelay(t, db.server.port)
+  const url = new URL(db.apiUrl)
+  url.port = String(relay.port)
+  const sql = postgres(url.toString(), { max: 1, fetch_types: false, onnotice: () => {}, connection: { application_name: 'driver-test' } })
+  t.teardown(async () => { await sql.end({ timeout: 1 }) })
+  await sql`select 1` // the pool's one connection is open: reserve() takes it
+  const reserved = await sql.reserve()
+  const pid = await backendOf(reserved)
+  let late: Promise<string> | undefined
+  const slow = outcome(reserved`select pg_sleep(5)`.execute().catch((error: unknown) => {
+    late = outcome(reserved`select 1`.execute())
+    throw error
+  }), 10_000)
+  await eventually(async () => (await db.admin`select 1 from pg_stat_activity where pid = ${pid} and query like 'select pg_sleep%'`).length === 1,
+    5000, 'the statement runs')
+  t.equal(relay.reset(), 1, 'the pool\'s one connection reset')
+  t.equal(await slow, 'rejected ECONNRESET', 'the statement in flight fails with the socket error')
+  t.ok(late !== undefined, 'the next statement was sent from its rejection handler')
+  t.equal(await late, 'rejected CONNECTION_CLOSED', 'the statement sent before the close fails with the close')
+  reserved.release()
+})
 
 // Not a patch: the read (src/db/heartbeat.ts) is one message sent outside sql.begin, with ALONE's onexecute hook so
 // that postgres.js never pipelines another statement onto its connection (a transaction pooler could hand that one's

@@ -5,12 +5,13 @@ import type { LightMyRequestResponse } from 'fastify'
 import t from 'tap'
 import { bearer, rowText, startTestApp, writeRow } from '../helpers/app.js'
 import { apiBackends, holdRowLock, holdTableLock, waitingOnLocks } from '../helpers/faults.js'
-import { eventually } from '../helpers/wait.js'
+import { eventually, LOADED_MARGIN_MS } from '../helpers/wait.js'
 
 const STATEMENT_TIMEOUT_MS = 1000
 const POOL_MAX = 3
-// The bound asserted: the statement timeout plus a margin for a loaded machine (2 cores, other suites running).
-const BOUND_MS = STATEMENT_TIMEOUT_MS + 2000
+// The bound asserted: the statement timeout plus a margin no loaded machine reaches; each request also answers while
+// the lock is still held (the test releases it only afterwards), which is the property.
+const BOUND_MS = STATEMENT_TIMEOUT_MS + LOADED_MARGIN_MS
 
 const { app, db } = await startTestApp(t, { env: { DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS), DB_POOL_MAX: String(POOL_MAX) } })
 const reader = await bearer('authenticated')
@@ -50,17 +51,18 @@ t.test('a table lock: the read waits, the statement timeout answers 503, the res
   const lock = await holdTableLock(db.admin)
   t.teardown(lock.release)
 
-  const reading = timed(getHeartbeat)
+  let readAnswered = false
+  const reading = timed(getHeartbeat).finally(() => { readAnswered = true })
   await eventually(async () => await waitingOnLocks(db.admin) === 1, 5000, 'the read waits on the lock')
-  // While it waits: the process is up, and answers at once.
+  // While it waits: the process is up, and answers without waiting for the database.
   const livez = await timed(async () => await app.inject({ url: '/livez' }))
   t.equal(livez.res.statusCode, 200)
   t.comment(`/livez while a read waits on the lock: ${livez.ms} ms`)
-  t.ok(livez.ms < 1000, '/livez does not wait for the database')
+  t.notOk(readAnswered, '/livez answered while the read still waited on the lock')
 
+  // It waited on the lock (seen above) until the statement timeout: 503, not an early failure.
   const read = await reading
   unavailable(t, read, 'GET /heartbeat')
-  t.ok(read.ms >= STATEMENT_TIMEOUT_MS - 50, `it waited for the statement timeout (${read.ms} ms)`)
   t.notOk('etag' in read.res.headers)
 
   const live = await timed(getLiveness)
@@ -153,16 +155,17 @@ t.test('a row lock (SELECT … FOR UPDATE, not committed): reads go on, a PATCH 
   t.teardown(lock.release)
 
   const read = await timed(getHeartbeat)
+  // Served at all means it did not wait: a wait on the lock ends in a 503 at the statement timeout.
   t.equal(read.res.statusCode, 200, 'GET is served: readers do not wait for row locks (MVCC)')
   t.comment(`GET under the row lock: ${read.ms} ms`)
-  t.ok(read.ms < STATEMENT_TIMEOUT_MS, `well before the statement timeout (${read.ms} ms)`)
   const live = await getLiveness()
   t.equal(live.statusCode, 200)
   t.equal(live.json<LivenessBody>().state, 'alive')
 
-  const write = await timed(async () => await patch({ status: 'stopped', paused_reason: 'blocked by the row lock' }))
+  const writing = timed(async () => await patch({ status: 'stopped', paused_reason: 'blocked by the row lock' }))
+  await eventually(async () => await waitingOnLocks(db.admin) === 1, 5000, 'the PATCH waits on the row lock')
+  const write = await writing
   unavailable(t, write, 'PATCH /heartbeat')
-  t.ok(write.ms >= STATEMENT_TIMEOUT_MS - 50, `it waited for the statement timeout (${write.ms} ms)`)
   t.comment(`PATCH under the row lock: ${write.res.statusCode} in ${write.ms} ms`)
 
   await lock.release()

@@ -4,7 +4,6 @@
 // through), what they must say for this service, `kubectl kustomize`; the compose override as the compose file is
 // checked; HAProxy's configuration with `haproxy -c`.
 import { spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { BlockList, isIP } from 'node:net'
 import path from 'node:path'
@@ -13,7 +12,7 @@ import { Deployment } from 'kubernetes-models/apps/v1'
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
 import t from 'tap'
 import { parseAllDocuments, parse as parseYaml } from 'yaml'
-import { findTool, needs } from '../helpers/tools.js'
+import { findSbin, findTool, needs } from '../helpers/tools.js'
 import { ROOT } from '../helpers/server-process.js'
 import { HAPROXY_CONFIG } from '../helpers/fleet.js'
 import { parseTrustProxy } from '../../src/config.js'
@@ -161,7 +160,7 @@ t.test('docker-compose.fleet.yml merges with docker-compose.yml and passes the c
   t.match(check.stdout, /ok: \.\/deploy\/haproxy\/haproxy\.cfg/, 'the HAProxy configuration it mounts exists')
 })
 
-const haproxy = existsSync('/usr/sbin/haproxy') ? '/usr/sbin/haproxy' : findTool('haproxy')
+const haproxy = findSbin('haproxy')
 t.test('haproxy -c accepts deploy/haproxy/haproxy.cfg, with the compose defaults and with loopback addresses', needs(haproxy, 'HAProxy', 'haproxy'), async (t) => {
   for (const env of [{}, { EVA_API_1: '127.0.0.1:3001', EVA_API_2: '127.0.0.1:3002', EVA_API_3: '127.0.0.1:3003', HAPROXY_ADMIN_SOCKET: path.join(ROOT, '.tap/none.sock') }]) {
     const check = spawnSync(haproxy!, ['-c', '-f', HAPROXY_CONFIG], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } })

@@ -2,7 +2,6 @@
 // a crash and a rolling restart under load, event streams and PATCHes across replicas, and the database's load with
 // one replica and with three. The figures are printed as comments; docs/scaling.md has them.
 import { spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { chmod, mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -17,13 +16,10 @@ import { startTestDatabase } from '../helpers/database.js'
 import { holdRowLock } from '../helpers/faults.js'
 import type { Tap } from '../helpers/server-process.js'
 import { eventually } from '../helpers/wait.js'
-import { buildDist, cpuSeconds, databaseWork, delay, HaProxy, Load, Replica, rssMiB } from '../helpers/fleet.js'
+import { buildDist, cpuSeconds, databaseWork, delay, HAPROXY, HaProxy, Load, Replica, rssMiB } from '../helpers/fleet.js'
+import { needsForFile } from '../helpers/tools.js'
 
-const HAPROXY = '/usr/sbin/haproxy'
-if (!existsSync(HAPROXY)) {
-  t.plan(0, `HAProxy is not installed (apt-get install -y haproxy)`)
-  process.exit(0)
-}
+needsForFile(HAPROXY, 'HAProxy', 'haproxy')
 
 const figure = (text: string): void => { t.comment(`figure: ${text}`) }
 const perSecond = (count: number, ms: number): string => (count / (ms / 1000)).toFixed(0)

@@ -8,9 +8,11 @@ import path from 'node:path'
 import type { Sql } from 'postgres'
 import { freePort } from '../../src/db/local-postgres.js'
 import { environment, ROOT } from './server-process.js'
+import { findSbin } from './tools.js'
 import { delay, eventually } from './wait.js'
 
 export const HAPROXY_CONFIG = path.join(ROOT, 'deploy/haproxy/haproxy.cfg')
+export const HAPROXY = findSbin('haproxy')
 
 /** `npm run build`: the fleet runs what is deployed, dist/, so it must be today's. */
 export function buildDist (): void {
@@ -110,7 +112,8 @@ export class HaProxy {
     }
     replicas.forEach((replica, i) => { env[`EVA_API_${i + 1}`] = replica.address })
     // -db: stay in the foreground, logs to stdout; the test ends it by its own pid.
-    const child = spawn('/usr/sbin/haproxy', ['-db', '-f', HAPROXY_CONFIG], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    if (HAPROXY === undefined) throw new Error('haproxy is not installed (apt-get install -y haproxy)')
+    const child = spawn(HAPROXY, ['-db', '-f', HAPROXY_CONFIG], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
     const proxy = new HaProxy(child, `http://127.0.0.1:${bind}`, `http://127.0.0.1:${statsBind}`, socket, exited)
     // The test's own polling of the stats page is left out of the log it keeps.

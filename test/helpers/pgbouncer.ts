@@ -3,18 +3,17 @@
 // only; auth_type trust, as the test server itself (the user names must still be in the auth file). Stopped by its
 // own pid at teardown.
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { freePort } from '../../src/db/local-postgres.js'
-import { findTool } from './tools.js'
+import { findSbin } from './tools.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
 /** Debian installs it in /usr/sbin, which is not on every PATH. */
-export const PGBOUNCER = findTool('pgbouncer') ?? (existsSync('/usr/sbin/pgbouncer') ? '/usr/sbin/pgbouncer' : undefined)
+export const PGBOUNCER = findSbin('pgbouncer')
 
 export interface PgBouncer {
   port: number

@@ -1,8 +1,10 @@
-// Running the real monitoring tools (promtool, prometheus, blackbox_exporter) from the tests. A tool that is not
-// installed makes its tests skip with a message naming the Debian package (.ci/run installs them).
+// Finding and running the real components the tests need (PgBouncer, HAProxy, nginx, Chromium, promtool, …). A
+// component that is missing makes its tests skip, naming the Debian package, for a developer; under CI=true (.ci/run
+// sets it) the file fails instead, naming the component, so that CI cannot pass without it.
 import { spawn, spawnSync } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
 import path from 'node:path'
+import t from 'tap'
 import { freePort } from '../../src/db/local-postgres.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
@@ -22,9 +24,52 @@ export function findTool (...names: string[]): string | undefined {
   return undefined
 }
 
-/** `{ skip: '…' }` for t.test when the tool is missing, else `{}`. */
-export const needs = (tool: string | undefined, what: string, debianPackage: string): { skip?: string } =>
-  tool === undefined ? { skip: `${what} is not installed (apt-get install -y ${debianPackage})` } : {}
+/** Under CI=true a missing component fails its tests; anywhere else they skip. */
+export const strict = (env: NodeJS.ProcessEnv = process.env): boolean => env.CI !== undefined && !['', '0', 'false'].includes(env.CI.toLowerCase())
+
+/** Whether `file` exists and may be executed. */
+export function executable (file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** `name` on PATH, else in /usr/sbin or /sbin (where Debian puts daemons, off an ordinary user's PATH). */
+export function findSbin (name: string): string | undefined {
+  return findTool(name) ?? [`/usr/sbin/${name}`, `/sbin/${name}`].find(executable)
+}
+
+const missing = (what: string, debianPackage: string): string => `${what} is not installed (apt-get install -y ${debianPackage})`
+
+/**
+ * Options for t.test of a test that needs a real component: `{}` when `tool` was found; else `{ skip: '…' }`
+ * naming the package, and under CI=true also a failure (at the file's top level) naming the component.
+ */
+export function needs (tool: string | undefined, what: string, debianPackage: string): { skip?: string } {
+  if (tool !== undefined) return {}
+  const reason = missing(what, debianPackage)
+  if (strict()) t.fail(`${reason}: CI=true runs every test that needs a real component`, { component: what })
+  return { skip: reason }
+}
+
+/**
+ * For a file whose every test needs the component: returns when `tool` was found; else ends the file, as skipped
+ * (a developer) or as failed naming the component (CI=true).
+ */
+export function needsForFile (tool: string | undefined, what: string, debianPackage: string): void {
+  if (tool !== undefined) return
+  const reason = missing(what, debianPackage)
+  if (strict()) {
+    t.fail(`${reason}: CI=true runs every test that needs a real component`, { component: what })
+    t.end()
+    process.exit(1)
+  }
+  t.plan(0, reason)
+  process.exit(0)
+}
 
 export interface RunResult { status: number | null, stdout: string, stderr: string }
 

@@ -1,30 +1,17 @@
 // Issue 10, item 2: behind a real reverse proxy (nginx, HAProxy), the failed-authentication limit and the audit line's
 // ip are the client's, taken from X-Forwarded-For only through the proxies TRUST_PROXY names. Several clients sit
 // behind each proxy, each connecting from its own loopback address; the proxy is their TCP peer's only address.
-import { accessSync, constants } from 'node:fs'
 import t from 'tap'
 import { startTestDatabase } from '../helpers/database.js'
 import { TEST_SECRET, token, writeRow } from '../helpers/app.js'
 import { startAppWith } from '../helpers/jwks.js'
 import { requestFrom, startHaproxy, startNginx, type Answer } from '../helpers/proxy.js'
-import { findTool, needs } from '../helpers/tools.js'
+import { findSbin, needs } from '../helpers/tools.js'
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
-/** On PATH, else in /usr/sbin and /sbin (where Debian puts both, off an ordinary user's PATH). */
-function sbin (name: string): string | undefined {
-  const executable = (file: string): boolean => {
-    try {
-      accessSync(file, constants.X_OK)
-      return true
-    } catch {
-      return false
-    }
-  }
-  return findTool(name) ?? [`/usr/sbin/${name}`, `/sbin/${name}`].find(executable)
-}
-const nginx = sbin('nginx')
-const haproxy = sbin('haproxy')
+const nginx = findSbin('nginx')
+const haproxy = findSbin('haproxy')
 
 const db = await startTestDatabase()
 t.teardown(db.close)

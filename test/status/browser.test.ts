@@ -2,7 +2,6 @@
 // real PostgreSQL: the verdict read from the visible text, the row made stale in the database and the page showing it
 // without a reload, relative times that count, no JavaScript, a phone's screen, and no CSP violation or console
 // error throughout. Screenshots of each state go to test-artifacts/status/ (not committed).
-import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -11,7 +10,7 @@ import t from 'tap'
 import { STATUS_REFRESH_SECONDS } from '../../src/routes/status.js'
 import { startTestApp, writeRow } from '../helpers/app.js'
 import { ROOT } from '../helpers/server-process.js'
-import { needs } from '../helpers/tools.js'
+import { executable, needs } from '../helpers/tools.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'status')
@@ -56,7 +55,7 @@ async function violations (page: Page): Promise<string[]> {
 
 const visibleVerdict = async (page: Page): Promise<string> => (await page.locator('#verdict .headline').innerText()).replace(/^\W+/, '').trim()
 
-t.test('the status page in Chromium', needs(existsSync(CHROMIUM) ? CHROMIUM : undefined, 'Chromium', 'chromium'), async (t) => {
+t.test('the status page in Chromium', needs(executable(CHROMIUM) ? CHROMIUM : undefined, 'Chromium', 'chromium'), async (t) => {
   const { app, db } = await startTestApp(t)
   await writeRow(db.admin, {})
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
