@@ -47,6 +47,7 @@ export const EnvSchema = Type.Object({
   LOG_REQUESTS: Bool(false, 'log every request (an incoming and a completed line); false: only answers of 400 and above, one line each'),
   LOG_FORMAT: Type.Optional(Type.Union(LOG_FORMATS.map((format) => Type.Literal(format)), { description: 'json or pretty (unset: pretty when standard output is a terminal, json otherwise)' })),
   DATA_DIR: Type.String({ default: '.data', minLength: 1, description: 'where the embedded server and the development secret live' }),
+  EMBEDDED_PG_PORT: Int(0, 0, 65535, 'the embedded PostgreSQL server\'s loopback port (0: a free one, picked at each start)'),
   DEMO_SCHEDULER: Bool(true, 'run the demo scheduler (embedded mode only)'),
   DEMO_INTERVAL_SECONDS: Num(5, 0.05, 3600, 'the demo scheduler\'s base poll interval'),
   AUTH_FAILURE_LIMIT_PER_MINUTE: Int(20, 0, 100000, 'failed authentications (401) one client address may have in a minute before its authenticated requests get 429; 0: no limit'),
@@ -73,6 +74,8 @@ export interface Config {
   /** Unset: decided by whether standard output is a terminal (src/logging.ts). */
   logFormat: typeof LOG_FORMATS[number] | undefined
   dataDir: string
+  /** The embedded server's port; 0: a free one. */
+  embeddedPgPort: number
   demo: { enabled: boolean, intervalSeconds: number }
   /** 0: failed authentication is not limited. */
   authFailureLimitPerMinute: number
@@ -190,6 +193,7 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
     logRequests: bool('LOG_REQUESTS'),
     logFormat: v.LOG_FORMAT as Config['logFormat'],
     dataDir: str('DATA_DIR') as string,
+    embeddedPgPort: num('EMBEDDED_PG_PORT'),
     demo: { enabled: bool('DEMO_SCHEDULER'), intervalSeconds: num('DEMO_INTERVAL_SECONDS') },
     authFailureLimitPerMinute: num('AUTH_FAILURE_LIMIT_PER_MINUTE'),
     // Browsers send the scheme and host in lower case; a list written otherwise must still match.

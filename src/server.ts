@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type AppConfig, type Config } from './config.j
 import { checkSchema } from './db/catalog.js'
 import { withDeadline } from './db/errors.js'
 import type { EmbeddedDatabase } from './db/embedded.js'
+import { SUPERUSER } from './db/os-user.js'
 import type { DemoScheduler } from './demo/scheduler.js'
 import { loadOrCreateDevSecret } from './dev-secret.js'
 import { chooseLogFormat, prettyLogStream } from './logging.js'
@@ -71,9 +72,15 @@ async function start (config: Config, opened: Opened): Promise<string> {
     // the process never holds them.
     const { startEmbeddedDatabase } = await import('./db/embedded.js')
     try {
-      opened.embedded = await startEmbeddedDatabase({ dataDir: path.join(config.dataDir, 'pg') })
+      opened.embedded = await startEmbeddedDatabase({
+        dataDir: path.join(config.dataDir, 'pg'),
+        port: config.embeddedPgPort,
+        // A server that dies is started again (local-postgres.ts); the pools reconnect by themselves.
+        onRestart: (message) => { opened.app?.log.warn({ embedded: true }, `embedded PostgreSQL: ${message}`) }
+      })
     } catch (error) {
-      fail(`cannot start the embedded PostgreSQL server in ${path.resolve(config.dataDir)}: ${messageOf(error)}`)
+      const port = config.embeddedPgPort === 0 ? '' : ` (EMBEDDED_PG_PORT=${config.embeddedPgPort})`
+      fail(`cannot start the embedded PostgreSQL server in ${path.resolve(config.dataDir)}${port}: ${messageOf(error)}`)
     }
     const secret = config.jwt.secret ?? await loadOrCreateDevSecret(config.dataDir)
     appConfig = { ...config, databaseUrl: opened.embedded.apiUrl, jwt: { ...config.jwt, secret } }
@@ -85,6 +92,7 @@ async function start (config: Config, opened: Opened): Promise<string> {
   const pretty = chooseLogFormat(config.logFormat, process.stdout.isTTY === true) === 'pretty'
   const app = opened.app = await buildApp(appConfig, pretty ? { logStream: await prettyLogStream(process.stdout.isTTY === true) } : {})
   const address = await app.listen({ host: config.host, port: config.port })
+  await opened.embedded?.announce(address)
   if (opened.embedded !== undefined && config.demo.enabled) {
     const { DemoScheduler } = await import('./demo/scheduler.js')
     opened.demo = new DemoScheduler(opened.embedded.admin, {
@@ -139,6 +147,7 @@ function printBanner (address: string, embedded: EmbeddedDatabase, config: Confi
     '',
     `eva-heartbeat-api is listening on ${address} (ready in ${readyMs} ms)`,
     `  database: embedded PostgreSQL on 127.0.0.1:${embedded.server.port}, data in ${embedded.server.dataDir}${demo}`,
+    `  its logins: user ${SUPERUSER} (superuser) or authenticator, password in ${embedded.server.passwordFile}`,
     '  try it:',
     `    curl -s ${address}/heartbeat/liveness`,
     `    TOKEN=$(${env}npm run -s token -- --role authenticated)`,
