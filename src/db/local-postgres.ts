@@ -210,7 +210,8 @@ export class LocalPostgres {
         for (const line of chunk.split('\n')) if (line !== '') this.onLog(line)
         if (ready) return
         output = (output + chunk).slice(-16_384)
-        if (output.includes('database system is ready to accept connections')) {
+        // A hot standby says "ready to accept read-only connections" (test/helpers/standby.ts starts one).
+        if (/database system is ready to accept (read-only )?connections/.test(output)) {
           ready = true
           output = ''
           child.off('error', onError)
@@ -339,8 +340,10 @@ export class LocalPostgres {
     const hbaFile = path.join(this.dataDir, 'pg_hba.conf')
     const hba = await readSmallFile(hbaFile).catch(() => '')
     if (!created && hba === HBA) return
-    await this.single(`alter role ${SUPERUSER} password '${scramVerifier(password)}'`)
-    await writeOwnedFile(hbaFile, HBA, this.owner)
+    // A standby's roles and passwords are its primary's (replicated, read-only): only its pg_hba.conf is its own.
+    const standby = existsSync(path.join(this.dataDir, 'standby.signal'))
+    if (!standby) await this.single(`alter role ${SUPERUSER} password '${scramVerifier(password)}'`)
+    if (hba !== HBA) await writeOwnedFile(hbaFile, HBA, this.owner)
   }
 
   /** One statement in single-user mode (the server must not be running); its output only on failure. */
