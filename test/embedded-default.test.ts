@@ -61,7 +61,7 @@ t.test('the embedded PostgreSQL killed under a running instance: it comes back, 
   const port = bannerPort(server)
   const pid = await postmasterPid(dataDir)
   process.kill(pid, 'SIGKILL')
-  t.match(await liveness(address, 'unknown', 20_000), { state: 'unknown' }, 'while it is down, the verdict says it does not know')
+  // While it is down the verdict is `unknown`; the restart may be quicker than a poll, so that is not asserted.
   t.match(await liveness(address, 'alive'), { status: 200, state: 'alive' }, 'then a real verdict again, by itself')
   t.not(await postmasterPid(dataDir), pid, 'a new postmaster')
   t.ok(server.logLines().some((l) => typeof l.msg === 'string' && l.msg.startsWith('embedded PostgreSQL: postgres exited (signal SIGKILL)')), 'the restart is logged')

@@ -3,6 +3,8 @@
 // out of its reach. What it cannot reach is staged under STAGE_ROOT, a root-owned directory it can enter: the
 // binaries as a copy (shared by every checkout with the same build), the cluster as a directory of its own that the
 // configured data directory links to, so the data lasts across restarts and `ls -l` says where it is.
+// What the start trusts is checked without following links: a link or directory someone else could have planted
+// where the cluster goes is refused, and nothing is chowned through a link.
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import { constants, existsSync, lstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs'
