@@ -3,7 +3,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync, readFileSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -13,6 +13,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import postgres, { type Sql } from 'postgres'
 import ts from 'typescript'
 import { embeddedBinDir, LocalPostgres } from '../src/db/local-postgres.js'
+import { grantApiLogin } from '../src/db/embedded.js'
 import { migrate } from '../src/db/migrate.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -164,8 +165,11 @@ export interface BenchDatabase {
 
 /** A PostgreSQL server from the embedded binaries in a temporary directory, migrated, pg_stat_statements loaded. */
 export async function startDatabase (cleanups: Cleanups): Promise<BenchDatabase> {
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'eva-bench-pg-'))
-  cleanups.add(async () => { await rm(dataDir, { recursive: true, force: true }) })
+  const parent = await mkdtemp(path.join(tmpdir(), 'eva-bench-pg-'))
+  cleanups.add(async () => { await rm(parent, { recursive: true, force: true }) })
+  // The cluster's password and lock files sit beside it: inside the temporary directory too.
+  await chmod(parent, 0o755)
+  const dataDir = path.join(parent, 'pg')
   const server = new LocalPostgres({ dataDir, binDir: process.env.PG_BIN ?? await embeddedBinDir(), settings: { shared_preload_libraries: 'pg_stat_statements' } })
   await server.init()
   await server.start()
@@ -174,7 +178,8 @@ export async function startDatabase (cleanups: Cleanups): Promise<BenchDatabase>
   cleanups.add(async () => { await admin.end({ timeout: 2 }) })
   await migrate(admin)
   await admin`create extension if not exists pg_stat_statements`
-  return { server, admin, apiUrl: `postgres://authenticator@127.0.0.1:${server.port}/postgres` }
+  await grantApiLogin(admin, server)
+  return { server, admin, apiUrl: server.loginUrl('authenticator') }
 }
 
 export interface StatementCount { statements: number, transactions: number, rowReads: number }

@@ -10,7 +10,7 @@
 // spread over 10 % or event-loop delay p99 over 100 ms. The raw RSS spread (highest over lowest sample) is printed
 // too: under load it includes garbage the next collection returns.
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -116,7 +116,8 @@ async function main (): Promise<number> {
   if (build.status !== 0) throw new Error('npm run build failed')
 
   const dataDir = await mkdtemp(path.join(tmpdir(), 'eva-soak-'))
-  const db = await startEmbeddedDatabase({ dataDir, binDir: process.env.PG_BIN })
+  await chmod(dataDir, 0o755) // as root, the server's user must reach the cluster inside (its password file sits beside it)
+  const db = await startEmbeddedDatabase({ dataDir: path.join(dataDir, 'pg'), binDir: process.env.PG_BIN })
   const scheduler = new DemoScheduler(db.admin, { intervalSeconds: 2, onError: (error) => { log(`demo scheduler: ${String(error)}`) } })
   scheduler.start()
   const port = await freePort()

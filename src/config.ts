@@ -51,6 +51,7 @@ export const EnvSchema = Type.Object({
   LOG_REQUESTS: Bool(false, 'log every request (an incoming and a completed line); false: only answers of 400 and above, one line each'),
   LOG_FORMAT: Type.Optional(Type.Union(LOG_FORMATS.map((format) => Type.Literal(format)), { description: 'json or pretty (unset: pretty when standard output is a terminal, json otherwise)' })),
   DATA_DIR: Type.String({ default: '.data', minLength: 1, description: 'where the embedded server and the development secret live' }),
+  EMBEDDED_PG_PORT: Int(0, 0, 65535, 'the embedded PostgreSQL server\'s loopback port (0: a free one, picked at each start)'),
   DEMO_SCHEDULER: Bool(true, 'run the demo scheduler (embedded mode only)'),
   DEMO_INTERVAL_SECONDS: Num(5, 0.05, 3600, 'the demo scheduler\'s base poll interval'),
   EMBEDDED_IN_PRODUCTION: Bool(false, 'start the embedded database (demo data) although NODE_ENV=production and DATABASE_URL is unset'),
@@ -86,6 +87,8 @@ export interface Config {
   /** Unset: decided by whether standard output is a terminal (src/logging.ts). */
   logFormat: typeof LOG_FORMATS[number] | undefined
   dataDir: string
+  /** The embedded server's port; 0: a free one. */
+  embeddedPgPort: number
   demo: { enabled: boolean, intervalSeconds: number }
   /** NODE_ENV=production (the image sets it): the embedded database needs embeddedInProduction. */
   production: boolean
@@ -255,6 +258,7 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
     logRequests: bool('LOG_REQUESTS'),
     logFormat: v.LOG_FORMAT as Config['logFormat'],
     dataDir: str('DATA_DIR') as string,
+    embeddedPgPort: num('EMBEDDED_PG_PORT'),
     demo: { enabled: bool('DEMO_SCHEDULER'), intervalSeconds: num('DEMO_INTERVAL_SECONDS') },
     production: env.NODE_ENV === 'production',
     embeddedInProduction: bool('EMBEDDED_IN_PRODUCTION'),

@@ -7,6 +7,7 @@ import { ConfigError, embeddedRefusal, loadConfig, type AppConfig, type Config }
 import { checkSchema } from './db/catalog.js'
 import { withDeadline } from './db/errors.js'
 import type { EmbeddedDatabase } from './db/embedded.js'
+import { SUPERUSER } from './db/os-user.js'
 import type { DemoScheduler } from './demo/scheduler.js'
 import { loadOrCreateDevSecret } from './dev-secret.js'
 import { writesImpossible } from './domain/read-only.js'
@@ -79,9 +80,15 @@ async function start (config: Config, opened: Opened): Promise<string> {
     // the process never holds them.
     const { startEmbeddedDatabase } = await import('./db/embedded.js')
     try {
-      opened.embedded = await startEmbeddedDatabase({ dataDir: path.join(config.dataDir, 'pg') })
+      opened.embedded = await startEmbeddedDatabase({
+        dataDir: path.join(config.dataDir, 'pg'),
+        port: config.embeddedPgPort,
+        // A server that dies is started again (local-postgres.ts); the pools reconnect by themselves.
+        onRestart: (message) => { opened.app?.log.warn({ embedded: true }, `embedded PostgreSQL: ${message}`) }
+      })
     } catch (error) {
-      fail(`cannot start the embedded PostgreSQL server in ${path.resolve(config.dataDir)}: ${messageOf(error)}`)
+      const port = config.embeddedPgPort === 0 ? '' : ` (EMBEDDED_PG_PORT=${config.embeddedPgPort})`
+      fail(`cannot start the embedded PostgreSQL server in ${path.resolve(config.dataDir)}${port}: ${messageOf(error)}`)
     }
     const secret = config.jwt.secret ?? await loadOrCreateDevSecret(config.dataDir)
     // Demo data whether or not the demo scheduler runs: the embedded row was written by it (it persists in DATA_DIR)
@@ -97,6 +104,7 @@ async function start (config: Config, opened: Opened): Promise<string> {
   const address = await app.listen({ host: config.host, port: config.port })
   // A read replica is a valid read API; the operator learns at the start, not at the first refused PATCH.
   if (readOnly !== undefined) app.log.warn({ code: 'database_read_only' }, `DATABASE_URL: writes ${writesImpossible(readOnly)}`)
+  await opened.embedded?.announce(address)
   if (opened.embedded !== undefined && config.demo.enabled) {
     const { DemoScheduler } = await import('./demo/scheduler.js')
     const outage = outageLog(app.log, 'demo scheduler poll')
@@ -156,6 +164,7 @@ function printBanner (address: string, embedded: EmbeddedDatabase, config: Confi
     '',
     `eva-heartbeat-api is listening on ${address} (ready in ${readyMs} ms)`,
     `  database: embedded PostgreSQL on 127.0.0.1:${embedded.server.port}, data in ${embedded.server.dataDir}${demo}`,
+    `  its logins: user ${SUPERUSER} (superuser) or authenticator, password in ${embedded.server.passwordFile}`,
     '  DEMO DATA: the row is the embedded database\'s, not your scheduler\'s, and every verdict says "demo";',
     '    set DATABASE_URL to monitor a real scheduler',
     '  try it:',

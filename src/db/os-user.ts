@@ -3,10 +3,12 @@
 // out of its reach. What it cannot reach is staged under STAGE_ROOT, a root-owned directory it can enter: the
 // binaries as a copy (shared by every checkout with the same build), the cluster as a directory of its own that the
 // configured data directory links to, so the data lasts across restarts and `ls -l` says where it is.
+// What the start trusts is checked without following links: a link or directory someone else could have planted
+// where the cluster goes is refused, and nothing is chowned through a link.
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import { existsSync, lstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs'
-import { chmod, chown, cp, lstat, mkdir, mkdtemp, readFile, readdir, rename, rm, rmdir, symlink } from 'node:fs/promises'
+import { constants, existsSync, lstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs'
+import { chmod, cp, lstat, mkdir, mkdtemp, open, readFile, readdir, rename, rm, rmdir, symlink } from 'node:fs/promises'
 import path from 'node:path'
 
 export const SUPERUSER = 'postgres'
@@ -74,30 +76,113 @@ export async function reachableBinDir (binDir: string, user: OsUser, root = STAG
     const digest = createHash('sha256').update(await readFile(postgres)).digest('hex').slice(0, 12)
     const staged = path.join(root, `postgres-${version}-${digest}`)
     if (!existsSync(staged)) await copyInstallation(source, staged)
+    // The server's user runs what is there: only root may have put it there.
+    for (const dir of [root, staged, path.join(staged, path.basename(binDir))]) checkTrustedDirectory(dir)
     stillBlocked(staged, user)
     return path.join(staged, path.basename(binDir))
   } catch (error) {
+    if (error instanceof UnsafePathError) throw error
     throw new UnreachableError(`the PostgreSQL binaries in ${source}`, blocker, `and copying them to ${root} failed: ${messageOf(error)}`)
+  }
+}
+
+/** A path the start refuses to use, in one line: what it is and why. */
+export class UnsafePathError extends Error {
+  override name = 'UnsafePathError'
+}
+
+const ownUid = (): number => process.getuid?.() ?? -1
+
+/**
+ * A directory the start trusts (the cluster's parent, the staging directories) must be writable by no one but its
+ * owner, and owned by us or root: anyone else could swap what is inside between our check and its use.
+ */
+export function checkTrustedDirectory (dir: string): void {
+  const stats = statSync(dir)
+  if (!stats.isDirectory()) throw new UnsafePathError(`${dir} is not a directory`)
+  if (stats.uid !== 0 && stats.uid !== ownUid()) {
+    throw new UnsafePathError(`${dir} belongs to uid ${stats.uid}, not to this user or root: not trusting what is inside it`)
+  }
+  if ((stats.mode & 0o002) !== 0 && (stats.mode & 0o1000) === 0) {
+    throw new UnsafePathError(`${dir} is writable by every user (mode ${(stats.mode & 0o7777).toString(8)}): not trusting what is inside it`)
+  }
+}
+
+/**
+ * What `dataDir` is, checked without following it: a directory of ours or of the server's user; a symbolic link we
+ * made, to such a directory (as root: only into `root`/data, where staging puts clusters); or nothing yet.
+ * Anything else (a link someone else planted, a link elsewhere, a file) is refused in one line.
+ */
+export function checkClusterPath (dataDir: string, user: OsUser | undefined, root = STAGE_ROOT): 'missing' | 'directory' | { link: string } {
+  const owners = new Set([ownUid(), ...(user === undefined ? [] : [user.uid])])
+  const link = lstatOrUndefined(dataDir)
+  if (link === undefined) return 'missing'
+  if (link.isDirectory()) {
+    if (!owners.has(link.uid)) throw new UnsafePathError(`${dataDir} belongs to uid ${link.uid}, not to this user or the server's: not using it as the cluster`)
+    return 'directory'
+  }
+  if (!link.isSymbolicLink()) throw new UnsafePathError(`${dataDir} is not a directory: not using it as the cluster`)
+  let target: string
+  try {
+    target = realpathSync(dataDir)
+  } catch {
+    throw new UnsafePathError(`${dataDir} is a symbolic link that leads nowhere: remove it`)
+  }
+  const stagedData = path.join(root, 'data')
+  if (link.uid !== ownUid()) {
+    throw new UnsafePathError(`${dataDir} is a symbolic link made by uid ${link.uid}, not by this user: not following it (remove it)`)
+  }
+  if (user !== undefined && path.dirname(target) !== stagedData) {
+    throw new UnsafePathError(`${dataDir} is a symbolic link to ${target}, which is not a cluster staged in ${stagedData}: not following it (remove it)`)
+  }
+  const stats = statSync(target)
+  if (!stats.isDirectory() || !owners.has(stats.uid)) {
+    throw new UnsafePathError(`${dataDir} links to ${target}, which is not a directory of this user or the server's: not following it (remove it)`)
+  }
+  return { link: target }
+}
+
+/**
+ * Makes `dir` (a directory, never a link: it is opened with O_NOFOLLOW) owner-only and, as root, the server's:
+ * a chown that followed a planted link would hand the link's target to the server's user.
+ */
+export async function ownDirectory (dir: string, user: OsUser | undefined): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW).catch((error: NodeJS.ErrnoException) => {
+    throw error.code === 'ELOOP' || error.code === 'ENOTDIR' ? new UnsafePathError(`${dir} is not a directory: not using it as the cluster`) : error
+  })
+  try {
+    const stats = await handle.stat()
+    const owners = new Set([ownUid(), ...(user === undefined ? [] : [user.uid])])
+    if (!owners.has(stats.uid)) throw new UnsafePathError(`${dir} belongs to uid ${stats.uid}, not to this user or the server's: not using it as the cluster`)
+    if (user !== undefined && stats.uid !== user.uid) await handle.chown(user.uid, user.gid)
+    await handle.chmod(0o700)
+  } finally {
+    await handle.close()
   }
 }
 
 /**
  * The cluster directory the server can use: dataDir itself, or a directory under `root` that dataDir becomes a
  * symbolic link to (created empty, owned by `user`). A cluster already in dataDir that it cannot reach is an error.
+ * Whatever dataDir is, it is checked first (checkClusterPath); its parent is created if missing, and must be trusted.
  */
-export async function reachableDataDir (dataDir: string, user: OsUser, root = STAGE_ROOT): Promise<string> {
-  const blocker = blockingDirectory(dataDir, user)
-  if (blocker === undefined) return existsSync(dataDir) ? realpathSync(dataDir) : dataDir
-  const link = lstatOrUndefined(dataDir)
-  if (link?.isSymbolicLink() === true) {
-    // Linked by an earlier start: the cluster is where the link points, if that can be reached.
-    const target = realpathSync(dataDir)
-    const behind = blockingDirectory(target, user)
-    if (behind !== undefined) throw new UnreachableError(`the cluster ${target}`, behind, `and ${dataDir} links to it`)
-    return target
+export async function reachableDataDir (dataDir: string, user: OsUser | undefined, root = STAGE_ROOT): Promise<string> {
+  const kind = checkClusterPath(dataDir, user, root)
+  await mkdir(path.dirname(dataDir), { recursive: true })
+  checkTrustedDirectory(path.dirname(dataDir))
+  if (typeof kind === 'object') {
+    if (user !== undefined) {
+      checkTrustedDirectory(root)
+      checkTrustedDirectory(path.join(root, 'data'))
+      const behind = blockingDirectory(kind.link, user)
+      if (behind !== undefined) throw new UnreachableError(`the cluster ${kind.link}`, behind, `and ${dataDir} links to it`)
+    }
+    return kind.link
   }
-  if (link !== undefined) {
-    if (!link.isDirectory() || readdirSync(dataDir).length > 0) {
+  const blocker = user === undefined ? undefined : blockingDirectory(dataDir, user)
+  if (blocker === undefined || user === undefined) return kind === 'missing' ? dataDir : realpathSync(dataDir)
+  if (kind === 'directory') {
+    if (readdirSync(dataDir).length > 0) {
       throw new UnreachableError(`the cluster ${dataDir}`, blocker, 'and it is not empty, so it is not moved')
     }
     await rmdir(dataDir) // left empty by a start that failed: replaced by the link
@@ -105,12 +190,14 @@ export async function reachableDataDir (dataDir: string, user: OsUser, root = ST
   const staged = path.join(root, 'data', `${path.resolve(dataDir).slice(1).replace(/[^\w.-]+/g, '-').slice(-60)}-${hashOf(path.resolve(dataDir))}`)
   try {
     await mkdirOpen(path.dirname(staged))
+    checkTrustedDirectory(root)
+    checkTrustedDirectory(path.dirname(staged))
     await mkdir(staged, { recursive: true, mode: 0o700 })
-    await chown(staged, user.uid, user.gid)
-    await mkdir(path.dirname(dataDir), { recursive: true })
+    await ownDirectory(staged, user)
     stillBlocked(staged, user)
     await symlink(staged, dataDir)
   } catch (error) {
+    if (error instanceof UnsafePathError) throw error
     throw new UnreachableError(`the cluster ${dataDir}`, blocker, `and staging it in ${root} failed: ${messageOf(error)}`)
   }
   return staged

@@ -1,8 +1,9 @@
 // LocalPostgres, the real server behind the embedded default and the tests: data survives init, stop and start;
-// a server left behind by a dead process is taken over; a bad binary directory says so.
+// a server left behind by a dead process is taken over, a live one's is refused; only passwords log in; a server
+// that dies is started again; a bad binary directory says so.
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createServer, type Server } from 'node:net'
@@ -77,24 +78,178 @@ t.test('stop and start keep the port and the data', async (t) => {
   t.same(await readMarkers(server.url), ['kept'])
 })
 
-t.test('a server left running on the same data directory is taken over', async (t) => {
-  const dataDir = path.join(await tempDir(t), 'pg')
-  const orphan = await started(t, dataDir)
-  await writeMarker(orphan.url, 'orphaned')
-  const orphanPid = await postmasterPid(dataDir)
-  t.ok(alive(orphanPid))
+/** A LocalPostgres started by another node process, which is then killed: its server runs on, orphaned. */
+async function orphanOf (t: Tap, dataDir: string): Promise<{ url: string, port: number, pid: number }> {
+  const module = new URL('../../src/db/local-postgres.ts', import.meta.url).pathname
+  const code = `const { LocalPostgres } = await import(${JSON.stringify(module)})
+    const server = new LocalPostgres({ dataDir: ${JSON.stringify(dataDir)}, binDir: ${JSON.stringify(binDir)} })
+    await server.init(); await server.start()
+    process.stdout.write(JSON.stringify({ url: server.url, port: server.port }) + '\\n')
+    setInterval(() => {}, 1000)`
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk
+      if (out.includes('\n')) resolve(out.split('\n')[0] ?? '')
+    })
+    child.once('exit', (code) => { reject(new Error(`the orphan's runner exited (${String(code)}) before its server was ready`)) })
+  })
+  const started = JSON.parse(line) as { url: string, port: number }
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGKILL')
+  await exited
+  const pid = await postmasterPid(dataDir)
+  t.teardown(() => { try { process.kill(pid, 'SIGQUIT') } catch {} })
+  return { ...started, pid }
+}
 
-  // A second runner, as after a crash of the process that started the first: it never stopped its server.
+t.test('a server left running by a process that died is taken over', async (t) => {
+  const dataDir = path.join(await tempDir(t), 'pg')
+  const orphan = await orphanOf(t, dataDir)
+  await writeMarker(orphan.url, 'orphaned')
+  t.ok(alive(orphan.pid), 'its server outlived it')
+
   const next = new LocalPostgres({ dataDir, binDir })
   t.teardown(async () => { await next.stop() })
   await next.init()
   await next.start()
   t.not(next.port, orphan.port)
-  t.notOk(alive(orphanPid), 'the orphan was stopped')
+  t.notOk(alive(orphan.pid), 'the orphan was stopped')
   t.same(await readMarkers(next.url), ['orphaned'], 'its data is there')
-  t.not(await postmasterPid(dataDir), orphanPid)
+  t.not(await postmasterPid(dataDir), orphan.pid)
   await t.rejects(query(orphan.url, async (sql) => await sql`select 1`), 'the orphan no longer answers')
-  await orphan.stop()
+})
+
+t.test('a second start on a data directory in use refuses, naming the process and port; the first keeps serving', async (t) => {
+  const dataDir = path.join(await tempDir(t), 'pg')
+  const first = await started(t, dataDir)
+  await writeMarker(first.url, 'first')
+  const pid = await postmasterPid(dataDir)
+
+  const second = new LocalPostgres({ dataDir, binDir })
+  t.teardown(async () => { await second.stop() })
+  await second.init()
+  await t.rejects(second.start(), {
+    name: 'DataDirInUseError',
+    message: `${dataDir} is in use by process ${process.pid} (PostgreSQL on 127.0.0.1:${first.port}): stop that process first, or set DATA_DIR to another directory`
+  })
+  t.ok(alive(pid), 'the first server was not signalled')
+  t.same(await readMarkers(first.url), ['first'], 'and still answers')
+  await second.stop()
+  t.same(await readMarkers(first.url), ['first'], 'the refused one\'s stop leaves it alone')
+
+  // Once the first has stopped, the lock is free.
+  await first.stop()
+  await second.start()
+  t.same(await readMarkers(second.url), ['first'])
+})
+
+t.test('a pid file naming another cluster\'s postmaster: that server is not signalled', async (t) => {
+  const other = await started(t, path.join(await tempDir(t), 'pg'))
+  await writeMarker(other.url, 'other')
+  const otherPid = await postmasterPid(other.dataDir)
+  const dataDir = path.join(await tempDir(t), 'pg')
+  const server = await started(t, dataDir)
+  await server.stop()
+  // postmaster.pid is the server's own file: what it names must never be signalled unchecked.
+  await writeFile(path.join(dataDir, 'postmaster.pid'), `${otherPid}\n${dataDir}\n0\n${server.port}\n\n127.0.0.1\n`)
+  await server.start()
+  t.ok(alive(otherPid), 'the other cluster\'s postmaster still runs')
+  t.same(await readMarkers(other.url), ['other'], 'and answers')
+})
+
+t.test('logins need the cluster\'s password: kept 0600 beside the cluster, never in the server\'s log', async (t) => {
+  const lines: string[] = []
+  const dataDir = path.join(await tempDir(t), 'pg')
+  const server = new LocalPostgres({ dataDir, binDir, onLog: (line) => lines.push(line) })
+  t.teardown(async () => { await server.stop() })
+  await server.init()
+  await server.start()
+  const file = await stat(server.passwordFile)
+  t.equal(server.passwordFile, `${dataDir}.password`)
+  t.equal(file.mode & 0o777, 0o600, 'mode 0600')
+  t.equal(file.uid, process.getuid?.(), 'owned by the user who started it')
+  const password = (await readFile(server.passwordFile, 'utf8')).trim()
+  t.match(password, /^[\w-]{32}$/)
+  t.match(server.url, `postgres://postgres:${password}@127.0.0.1:${server.port}/postgres`)
+  t.same(await query(server.url, async (sql) => (await sql`select current_user as user`)[0]), { user: 'postgres' }, 'the URL logs in')
+
+  const noPassword = `postgres://postgres@127.0.0.1:${server.port}/postgres`
+  await t.rejects(query(noPassword, async (sql) => await sql`select 1`), 'no password: no session')
+  const wrong = `postgres://postgres:${'x'.repeat(32)}@127.0.0.1:${server.port}/postgres`
+  await t.rejects(query(wrong, async (sql) => await sql`select 1`), { message: /password authentication failed for user "postgres"/ })
+  const hba = await readFile(path.join(server.dataDir, 'pg_hba.conf'), 'utf8')
+  t.notMatch(hba, /trust/, 'no trust line in pg_hba.conf')
+  t.match(hba, /^host replication all 127\.0\.0\.1\/32 scram-sha-256$/m, 'replication (pg_basebackup) with the password too')
+  t.notMatch(lines.join('\n'), password, 'the server\'s log never shows it')
+})
+
+t.test('another OS user gets no session on the port', { skip: process.getuid?.() !== 0 && 'needs root to run as nobody' }, async (t) => {
+  const server = await started(t, path.join(await tempDir(t), 'pg'))
+  // A StartupMessage as the superuser, by hand (no library): trust would answer AuthenticationOk (R, code 0).
+  const probe = `const s = require('net').connect(${server.port}, '127.0.0.1', () => {
+      const body = Buffer.from('user\\0postgres\\0database\\0postgres\\0\\0')
+      const head = Buffer.alloc(8); head.writeInt32BE(body.length + 8); head.writeInt32BE(196608, 4)
+      s.write(Buffer.concat([head, body]))
+    })
+    s.on('data', (d) => { console.log(d[0] === 82 ? 'auth ' + d.readInt32BE(5) : 'other ' + String.fromCharCode(d[0])); s.destroy() })`
+  const asNobody = await new Promise<{ code: number | null, out: string }>((resolve) => {
+    const child = spawn('su', ['nobody', '-s', '/bin/sh', '-c', `exec env -i ${JSON.stringify(process.execPath)} -e "$PROBE"`], { cwd: '/', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PROBE: probe }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { out += chunk.toString() })
+    child.on('exit', (code) => { resolve({ code, out }) })
+  })
+  t.equal(asNobody.out.trim(), 'auth 10', 'the server asks for a SCRAM password (AuthenticationSASL), never grants a session')
+  const password = (await readFile(server.passwordFile, 'utf8')).trim()
+  const cat = await new Promise<string>((resolve) => {
+    const child = spawn('su', ['nobody', '-s', '/bin/sh', '-c', `cat ${JSON.stringify(server.passwordFile)} 2>&1`], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString() })
+    child.on('exit', () => { resolve(out) })
+  })
+  t.notMatch(cat, password, 'nor can it read the password file')
+  t.match(cat, /Permission denied/)
+})
+
+t.test('a cluster made with trust (an older version) is converted in place: data kept, passwords required', async (t) => {
+  const dataDir = path.join(await tempDir(t), 'pg')
+  const first = await started(t, dataDir)
+  await writeMarker(first.url, 'old')
+  await first.stop()
+  // As older versions left it: initdb's trust pg_hba.conf, and no password file.
+  await writeFile(path.join(first.dataDir, 'pg_hba.conf'), 'local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n')
+  await rm(first.passwordFile)
+  const server = await started(t, dataDir)
+  t.same(await readMarkers(server.url), ['old'], 'the data is kept')
+  t.equal((await stat(server.passwordFile)).mode & 0o777, 0o600, 'a password file was made')
+  await t.rejects(query(`postgres://postgres@127.0.0.1:${server.port}/postgres`, async (sql) => await sql`select 1`), 'no password: no session')
+})
+
+t.test('a server that dies under us is started again on the same port, with its data', async (t) => {
+  const dataDir = path.join(await tempDir(t), 'pg')
+  const events: string[] = []
+  const server = new LocalPostgres({ dataDir, binDir, onRestart: (line) => events.push(line) })
+  t.teardown(async () => { await server.stop() })
+  await server.init()
+  await server.start()
+  await writeMarker(server.url, 'survives')
+  const port = server.port
+  const pid = await postmasterPid(dataDir)
+  process.kill(pid, 'SIGKILL')
+  let markers: string[] | undefined
+  for (let i = 0; i < 120 && markers === undefined; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 250))
+    markers = await readMarkers(server.url).catch(() => undefined)
+  }
+  t.same(markers, ['survives'], 'answers again, with its data')
+  t.equal(server.port, port, 'on the same port')
+  t.not(await postmasterPid(dataDir), pid, 'a new postmaster')
+  t.match(events[0], /^postgres exited \(signal SIGKILL\): starting it again in \d+ ms$/)
+  await server.stop()
+  t.notOk(existsSync(path.join(dataDir, 'postmaster.pid')), 'stop() stops the restarted server')
 })
 
 t.test('a stale pid file naming a live process that is not postgres: that process is left alone', async (t) => {

@@ -1,8 +1,9 @@
 // As root the server runs as the OS user postgres: what it cannot reach (a checkout in a mode-700 directory) is
 // staged where it can, and a real server starts from there and keeps its data; where staging cannot help, one line
-// names the directory and the fix.
-import { existsSync, lstatSync, readlinkSync } from 'node:fs'
-import { chmod, cp, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+// names the directory and the fix. A link or a directory someone else could have planted is refused, never followed.
+import { spawn } from 'node:child_process'
+import { existsSync, lstatSync, readdirSync, readlinkSync } from 'node:fs'
+import { chmod, cp, mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
@@ -101,4 +102,57 @@ t.test('a real server from binaries and data inside an owner-only directory: sta
   const again = postgres(second.url, { max: 1, onnotice: () => {} })
   t.same((await again`select text from marker`).map((row) => row.text), ['kept'])
   await again.end()
+})
+
+t.test('a link planted by another user where the cluster goes: refused in one line, its target left as it was', { skip: rootOnly }, async (t) => {
+  const checkout = await tempDir(t, 0o755)
+  const data = path.join(checkout, '.data')
+  await mkdir(data, { mode: 0o777 })
+  await chmod(data, 0o777) // as a careless `chmod -R a+w` leaves it
+  const victim = path.join(checkout, 'root-only')
+  await mkdir(victim, { mode: 0o700 })
+  const planted = await new Promise<number | null>((resolve) => {
+    spawn('su', ['nobody', '-s', '/bin/sh', '-c', `ln -s ${victim} ${data}/pg`], { cwd: '/', stdio: 'ignore' }).on('exit', resolve)
+  })
+  t.equal(planted, 0, 'nobody planted the link')
+  t.equal(lstatSync(path.join(data, 'pg')).uid, 65534)
+  const stage = await tempDir(t, 0o755)
+  const server = new LocalPostgres({ dataDir: path.join(data, 'pg'), binDir: process.env.PG_BIN ?? await embeddedBinDir(), stageRoot: stage })
+  t.teardown(async () => { await server.stop() })
+  await t.rejects(server.init(), {
+    name: 'UnsafePathError',
+    message: `${data}/pg is a symbolic link made by uid 65534, not by this user: not following it (remove it)`
+  })
+  await t.rejects(server.start(), { name: 'UnsafePathError' })
+  const after = await stat(victim)
+  t.same([after.uid, after.gid, after.mode & 0o777], [0, 0, 0o700], 'the target still belongs to root, mode 700')
+  t.same(readdirSync(victim), [], 'and nothing was written into it')
+})
+
+t.test('a link of ours that leads out of the staging directory is not followed', { skip: rootOnly }, async (t) => {
+  const checkout = await tempDir(t, 0o755)
+  const elsewhere = path.join(checkout, 'elsewhere')
+  await mkdir(elsewhere, { mode: 0o700 })
+  await mkdir(path.join(checkout, '.data'))
+  await symlink(elsewhere, path.join(checkout, '.data', 'pg'))
+  const stage = await tempDir(t, 0o755)
+  const user = serverUser()
+  if (user === undefined) throw new Error('unreachable: rootOnly')
+  await t.rejects(reachableDataDir(path.join(checkout, '.data', 'pg'), user, stage), {
+    message: `${checkout}/.data/pg is a symbolic link to ${elsewhere}, which is not a cluster staged in ${stage}/data: not following it (remove it)`
+  })
+  t.equal((await stat(elsewhere)).uid, 0, 'not handed to postgres')
+})
+
+t.test('a directory the cluster sits in that every user may write is not trusted', { skip: rootOnly }, async (t) => {
+  const checkout = await tempDir(t, 0o755)
+  const data = path.join(checkout, '.data')
+  await mkdir(data)
+  await chmod(data, 0o777)
+  const user = serverUser()
+  if (user === undefined) throw new Error('unreachable: rootOnly')
+  await t.rejects(reachableDataDir(path.join(data, 'pg'), user, await tempDir(t, 0o755)), {
+    message: `${data} is writable by every user (mode 777): not trusting what is inside it`
+  })
+  t.notOk(existsSync(path.join(data, 'pg')), 'no cluster made there')
 })

