@@ -42,13 +42,17 @@ t.test('a bad environment value stops the start with one line naming the variabl
     [{ NODE_ENV: 'production' }, /^eva-heartbeat-api: DATABASE_URL is not set and NODE_ENV=production: set DATABASE_URL to the scheduler's database, or EMBEDDED_IN_PRODUCTION=true to run the embedded database with demo data$/],
     [{ NODE_ENV: 'production', EMBEDDED_IN_PRODUCTION: 'false' }, /^eva-heartbeat-api: DATABASE_URL is not set and NODE_ENV=production/]
   ]
+  // A directory of this run's own that is never made: another run's leftovers cannot decide the last assertion.
+  const parent = await mkdtemp(path.join(tmpdir(), 'eva-refusals-'))
+  t.teardown(async () => { await rm(parent, { recursive: true, force: true }) })
+  const neverCreated = path.join(parent, 'never-created')
   for (const [env, pattern] of cases) {
-    const { exit, stdout, stderr } = await runToEnd(t, { ...env, DATA_DIR: path.join(tmpdir(), 'eva-never-created') })
+    const { exit, stdout, stderr } = await runToEnd(t, { ...env, DATA_DIR: neverCreated })
     t.same(exit, { code: 1, signal: null }, `${JSON.stringify(env)}: exit code 1`)
     oneLine(t, stderr, pattern)
     t.equal(stdout, '', 'nothing on stdout')
   }
-  t.notOk(existsSync(path.join(tmpdir(), 'eva-never-created')), 'no embedded database was started')
+  t.notOk(existsSync(neverCreated), 'no embedded database was started')
 })
 
 t.test('DATABASE_URL at a database without the table: one line, exit 1, and the table is not created', async (t) => {
