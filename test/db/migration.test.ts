@@ -5,6 +5,7 @@
 import t from 'tap'
 import postgres, { type Sql } from 'postgres'
 import { checkSchema, readCatalogTable } from '../../src/db/catalog.js'
+import { grantApiLogin } from '../../src/db/embedded.js'
 import { migrate } from '../../src/db/migrate.js'
 import { compareTable } from '../../src/domain/table.js'
 import { startTestDatabase } from '../helpers/database.js'
@@ -141,6 +142,8 @@ t.test('a fresh database has no table until the migration runs', async (t) => {
   t.equal(row?.table, null)
   t.same(compareTable(await readCatalogTable(db.admin)), ['table public.eva_scheduler_heartbeat does not exist'])
   t.same(await migrate(db.admin), ['001_eva_scheduler_heartbeat.sql'], 'the one migration file ran')
+  // The role it created logs in with the cluster's password, as the embedded start sets it after migrating.
+  await grantApiLogin(db.admin, db.server)
 })
 
 t.test('the table is the seed\'s, column by column', async (t) => {
