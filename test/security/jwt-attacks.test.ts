@@ -1,6 +1,6 @@
 // The JWT attack suite (issue 6, item 1): hostile and broken tokens against GET /heartbeat, each with the exact status,
-// `code` and WWW-Authenticate it must get, and a JWKS endpoint that fails, recovers and rotates its keys. Every case is
-// listed in docs/reliability.md. The ordinary matrix (roles, public routes, RLS, the plain cases) is
+// `code` and WWW-Authenticate it must get, and a JWKS endpoint that fails, recovers and rotates its keys. The cases are
+// summarised in docs/reliability.md. The ordinary matrix (roles, public routes, RLS, the plain cases) is
 // test/routes/auth.test.ts; this file does not repeat it.
 import { createHmac, generateKeyPairSync, sign as rsaSign } from 'node:crypto'
 import { once } from 'node:events'
