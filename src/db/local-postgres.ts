@@ -438,7 +438,7 @@ export async function loadOrCreatePassword (file: string): Promise<{ password: s
  * A small text file, opened without following a link, refused unless it is a regular file (a link to /dev/zero or a
  * FIFO would hang us); with ownOnly, also unless it is ours and no one else may read it.
  */
-async function readSmallFile (file: string, options: { ownOnly?: boolean } = {}): Promise<string> {
+export async function readSmallFile (file: string, options: { ownOnly?: boolean } = {}): Promise<string> {
   const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((error: NodeJS.ErrnoException) => {
     throw error.code === 'ELOOP' ? new UnsafePathError(`${file} is a symbolic link: not reading it`) : error
   })

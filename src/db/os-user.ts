@@ -103,7 +103,8 @@ export function checkTrustedDirectory (dir: string): void {
   if (stats.uid !== 0 && stats.uid !== ownUid()) {
     throw new UnsafePathError(`${dir} belongs to uid ${stats.uid}, not to this user or root: not trusting what is inside it`)
   }
-  if ((stats.mode & 0o002) !== 0 && (stats.mode & 0o1000) === 0) {
+  // Sticky or not: in a directory every user may write, another user can plant what we have not made yet.
+  if ((stats.mode & 0o002) !== 0) {
     throw new UnsafePathError(`${dir} is writable by every user (mode ${(stats.mode & 0o7777).toString(8)}): not trusting what is inside it`)
   }
 }
