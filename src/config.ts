@@ -6,6 +6,7 @@ import { Type, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseServiceApiKeys, type ConfiguredApiKey } from './auth/api-keys.js'
 import type { JwtSettings } from './auth/jwt.js'
+import type { DbSettings } from './db/client.js'
 
 const Bool = (fallback: boolean, what: string): TSchema =>
   Type.Boolean({ default: fallback, description: `true or false: ${what}` })
@@ -80,7 +81,7 @@ export interface Config {
     maxLifetimeSeconds: number
   }
   grace: { graceSeconds: number, graceFactor: number }
-  db: { poolMax: number, statementTimeoutMs: number, prepare: boolean }
+  db: DbSettings
   logLevel: typeof LOG_LEVELS[number]
   /** false: only 4xx and 5xx answers are logged, one line each (src/logging.ts). */
   logRequests: boolean

@@ -93,7 +93,8 @@ async function start (config: Config, opened: Opened): Promise<string> {
     const secret = config.jwt.secret ?? await loadOrCreateDevSecret(config.dataDir)
     // Demo data whether or not the demo scheduler runs: the embedded row was written by it (it persists in DATA_DIR)
     // or by hand, never by the scheduler being monitored.
-    appConfig = { ...config, databaseUrl: opened.embedded.apiUrl, jwt: { ...config.jwt, secret }, demoData: true }
+    // Its pool connects only to a listener of the server's own OS user (db/peer.ts).
+    appConfig = { ...config, databaseUrl: opened.embedded.apiUrl, jwt: { ...config.jwt, secret }, demoData: true, db: { ...config.db, listenerUid: opened.embedded.server.serverUid } }
   } else {
     appConfig = { ...config, databaseUrl: config.databaseUrl, demoData: false }
     readOnly = await checkExternalDatabase(appConfig)

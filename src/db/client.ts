@@ -1,6 +1,13 @@
 import postgres, { type Sql } from 'postgres'
+import { listenerOf } from './peer.js'
 
-export interface DbSettings { poolMax: number, statementTimeoutMs: number, prepare: boolean }
+export interface DbSettings {
+  poolMax: number
+  statementTimeoutMs: number
+  prepare: boolean
+  /** The embedded server's OS uid: a connection is used only when its listener is this user's (peer.ts). */
+  listenerUid?: number
+}
 
 /**
  * One pool per process. The connect timeout keeps a dead host from hanging us. Nothing is set for the session at
@@ -23,6 +30,7 @@ export function createSql (url: string, settings: DbSettings): Sql {
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     onnotice: () => {},
-    connection: { application_name: 'eva-heartbeat-api' }
+    connection: { application_name: 'eva-heartbeat-api' },
+    ...(settings.listenerUid === undefined ? {} : listenerOf(settings.listenerUid))
   })
 }

@@ -4,6 +4,7 @@
 import postgres, { type Sql } from 'postgres'
 import { embeddedBinDir, LocalPostgres } from './local-postgres.js'
 import { migrate } from './migrate.js'
+import { listenerOf } from './peer.js'
 
 export interface EmbeddedDatabase {
   server: LocalPostgres
@@ -46,7 +47,7 @@ export async function startEmbeddedDatabase (options: EmbeddedOptions): Promise<
   })
   await server.init()
   await server.start()
-  const admin = postgres(server.url, { max: 4, onnotice: () => {} })
+  const admin = postgres(server.url, { max: 4, onnotice: () => {}, ...listenerOf(server.serverUid) })
   try {
     if (options.migrate !== false) await migrate(admin)
     await grantApiLogin(admin, server)

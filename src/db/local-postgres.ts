@@ -95,6 +95,8 @@ export class LocalPostgres {
   private readonly settings: Readonly<Record<string, string>>
   private child: ChildProcess | undefined
   private readonly owner = serverUser()
+  /** The OS user the server runs as: its listener is this uid's (see peer.ts). */
+  readonly serverUid = this.owner?.uid ?? process.getuid?.() ?? -1
   private readonly stageRoot: string | undefined
   private reachable: Promise<void> | undefined
   private password: string | undefined
