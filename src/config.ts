@@ -164,7 +164,9 @@ function convert (key: EnvKey, text: string): unknown {
 /** A value as the error message may show it: never a secret, never a URL's user and password. */
 function shown (key: string, text: string): string {
   if (key.includes('SECRET') || key.includes('KEYS')) return '…'
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1…@')
+  // Only what follows the last @: a password may hold any character (a slash, a quote), so its end cannot be found.
+  const at = text.lastIndexOf('@')
+  return at === -1 ? text : `${/^"?[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? ''}…@${text.slice(at + 1)}`
 }
 
 /**
@@ -224,10 +226,7 @@ export function loadConfig (env: Env = process.env): Readonly<Config> {
   const str = (key: string): string | undefined => v[key] as string | undefined
   const databaseUrl = str('DATABASE_URL')
   if (databaseUrl !== undefined && !parsesAsPostgresUrl(databaseUrl)) {
-    // Only what follows the last @: a password may hold any character, so the shown() pattern cannot find its end.
-    const at = databaseUrl.lastIndexOf('@')
-    const hostPart = at === -1 ? databaseUrl : `${/^[a-z]+:\/\//i.exec(databaseUrl)?.[0] ?? ''}…@${databaseUrl.slice(at + 1)}`
-    throw new ConfigError(`DATABASE_URL must be a postgres:// or postgresql:// URL that parses (got ${JSON.stringify(hostPart)})`)
+    throw new ConfigError(`DATABASE_URL must be a postgres:// or postgresql:// URL that parses (got ${JSON.stringify(shown('DATABASE_URL', databaseUrl))})`)
   }
   const num = (key: string): number => v[key] as number
   const bool = (key: string): boolean => v[key] as boolean

@@ -241,6 +241,12 @@ t.test('a bad DATABASE_URL is shown without its password', async (t) => {
   t.notMatch(error.message, 'hunter2')
   t.notMatch(error.message, 'admin:')
   t.match(error.message, 'db.example', 'the rest of the URL still helps')
+  // Shapes a templating slip makes: quoted, no scheme, a scheme without its colon, a slash in the password.
+  for (const url of ['"postgres://app:S3cretPW@db.example:5432/postgres"', 'app:S3cretPW@db.example/db', 'postgres//app:S3cretPW@db.example/db', 'mysql://app:S3c/retPW@db.example/db']) {
+    const refused = configError({ DATABASE_URL: url, JWT_SECRET: SECRET })
+    t.notMatch(refused.message, /S3c/, url)
+    t.match(refused.message, '…@db.example', url)
+  }
 })
 
 t.test('a value with a line break still gives one line', async (t) => {
