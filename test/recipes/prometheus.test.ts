@@ -101,7 +101,7 @@ interface Dashboard {
 
 const readDashboard = async (): Promise<Dashboard> => JSON.parse(await readFile(path.join(ROOT, 'deploy/grafana/eva-heartbeat.json'), 'utf8')) as Dashboard
 
-t.test('deploy/grafana/eva-heartbeat.json: the panels the operations page promises, laid out on the grid', async (t) => {
+t.test('deploy/grafana/eva-heartbeat.json: the panels the monitoring page promises, laid out on the grid', async (t) => {
   const dashboard = await readDashboard()
   t.same(dashboard.templating.list.map(({ name, type, query }) => ({ name, type, query })), [{ name: 'datasource', type: 'datasource', query: 'prometheus' }], 'one Prometheus data source, chosen on import')
   const titles = dashboard.panels.map((panel) => panel.title)
