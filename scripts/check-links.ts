@@ -1,4 +1,4 @@
-// Checks every relative link and #anchor in the given Markdown files (default: README.md and docs/*.md): the file
+// Checks every relative link and #anchor in the given Markdown files (default: README.md, CONTRIBUTING.md and docs/*.md): the file
 // or directory must exist, and an anchor must be a heading of the target page, slugged as GitHub does. Links to
 // other sites are not fetched: CI runs offline. Prints one line per broken link and exits 1 if there is any.
 // `--pending FILE` (repeatable) names a page another branch is still writing: links to it pass while it is missing,
@@ -89,7 +89,8 @@ export function checkFiles (files: string[], pending: string[] = []): BrokenLink
 export function defaultFiles (root: string): string[] {
   const docs = path.join(root, 'docs')
   const pages = existsSync(docs) ? readdirSync(docs).filter((name) => name.endsWith('.md')).sort().map((name) => path.join(docs, name)) : []
-  return [path.join(root, 'README.md'), ...pages]
+  const contributing = path.join(root, 'CONTRIBUTING.md')
+  return [path.join(root, 'README.md'), ...(existsSync(contributing) ? [contributing] : []), ...pages]
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

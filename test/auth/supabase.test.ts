@@ -56,7 +56,7 @@ const CACHE_MS = 1000
 // A generous fetch timeout: on a loaded machine a loopback fetch can take a while, and a timeout would read as a 503.
 const timings = { jwksCacheMaxAgeMs: CACHE_MS, jwksCooldownMs: 200, jwksTimeoutMs: 10_000 }
 
-/** The configuration docs/security.md recommends for a 2026 project. */
+/** The configuration docs/operations.md recommends for a 2026 Supabase project. */
 const project = await startAppWith(t, db, { JWKS_URL: jwks.url, JWT_AUDIENCE: 'authenticated', JWT_ISSUER: ISSUER }, timings)
 /** JWKS users beside the legacy JWT secret, neither audience nor issuer set. */
 const mixed = await startAppWith(t, db, { JWKS_URL: jwks.url, JWT_SECRET: TEST_SECRET }, timings)

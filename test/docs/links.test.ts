@@ -21,9 +21,10 @@ function run (args: string[]): Promise<{ code: number, stdout: string }> {
   })
 }
 
-t.test('README.md and docs/*.md: every relative link and anchor resolves', async (t) => {
+t.test('README.md, CONTRIBUTING.md and docs/*.md: every relative link and anchor resolves', async (t) => {
   const files = defaultFiles(ROOT)
   t.ok(files.includes(path.join(ROOT, 'docs/operations.md')), 'docs/ pages are checked')
+  t.ok(files.includes(path.join(ROOT, 'CONTRIBUTING.md')), 'CONTRIBUTING.md is checked')
   const broken = checkFiles(files, PENDING)
   t.same(broken.map((link) => `${path.relative(ROOT, link.file)}:${link.line}: ${link.target}: ${link.reason}`), [])
   for (const page of PENDING) if (!existsSync(page)) t.comment(`${path.relative(ROOT, page)} is not there yet: links to it are allowed until it is`)

@@ -107,4 +107,15 @@ t.test('the README quick start, run against the embedded default', needs(findToo
     t.equal(resumedVerdict, 'alive (pass)')
     t.match(run.outputs[4], new RegExp(`^${resumedRow.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}; verdict (alive \\(pass\\)|late \\(warn\\))\\n$`), 'resume: the line shown')
   })
+
+  t.test('pause --wait and resume --wait end with the demo scheduler\'s answer', async (t) => {
+    const { commands } = quickstart('wait')
+    t.same(commands.map((command) => command.replace(/ --.*$/, '')), ['npm run -s cli', 'npm run -s cli'], 'the CLI, twice')
+    // The credential and URL come from the CLI block above, pasted into the same shell.
+    const setup = quickstart('cli').commands.filter((command) => command.startsWith('export '))
+    const run = await bash([...setup, ...commands], address, env)
+    t.equal(run.code, 0, run.stderr)
+    t.match(run.outputs[setup.length], /^paused: the scheduler stopped at .*"deploy 4\.2"/m, 'the scheduler took the pause')
+    t.match(run.outputs[setup.length + 1], /^resumed: the scheduler is running again/m, 'and the resume')
+  })
 })

@@ -9,7 +9,7 @@ import t from 'tap'
 import { parse } from 'yaml'
 import { deleteRow, startTestApp, writeRow, type RowShape } from '../helpers/app.js'
 
-const OPERATIONS = fileURLToPath(new URL('../../docs/operations.md', import.meta.url))
+const MONITORING = fileURLToPath(new URL('../../docs/monitoring.md', import.meta.url))
 const GATUS = fileURLToPath(new URL('../../deploy/gatus/config.yaml', import.meta.url))
 const KUMA = fileURLToPath(new URL('../../deploy/uptime-kuma/monitors.json', import.meta.url))
 const EXAMPLE_BASE = 'http://127.0.0.1:3000'
@@ -127,8 +127,8 @@ t.test('every recipe has an expectation', async (t) => {
   for (const url of [...gatus.map((e) => e.url), ...kuma.map((m) => m.url)]) t.ok(url.startsWith(`${EXAMPLE_BASE}/heartbeat/liveness`), url)
 })
 
-t.test('docs/operations.md shows the recipes as the files have them', async (t) => {
-  const page = await readFile(OPERATIONS, 'utf8')
+t.test('docs/monitoring.md shows the recipes as the files have them', async (t) => {
+  const page = await readFile(MONITORING, 'utf8')
   const gatusBlock = /\*\*Gatus\*\*[\s\S]*?```yaml\n([\s\S]*?)```/.exec(page)?.[1]
   t.ok(gatusBlock, 'a Gatus block')
   const shown = (parse(gatusBlock ?? '') as { endpoints: GatusEndpoint[] }).endpoints

@@ -101,7 +101,7 @@ interface Dashboard {
 
 const readDashboard = async (): Promise<Dashboard> => JSON.parse(await readFile(path.join(ROOT, 'deploy/grafana/eva-heartbeat.json'), 'utf8')) as Dashboard
 
-t.test('deploy/grafana/eva-heartbeat.json: the panels the operations page promises, laid out on the grid', async (t) => {
+t.test('deploy/grafana/eva-heartbeat.json: the panels the monitoring page promises, laid out on the grid', async (t) => {
   const dashboard = await readDashboard()
   t.same(dashboard.templating.list.map(({ name, type, query }) => ({ name, type, query })), [{ name: 'datasource', type: 'datasource', query: 'prometheus' }], 'one Prometheus data source, chosen on import')
   const titles = dashboard.panels.map((panel) => panel.title)
@@ -160,9 +160,9 @@ t.test('a real Prometheus scrapes the app with the token file, probes liveness v
     t.same(after.data.groups.flatMap((group) => group.rules).filter((rule) => rule.health !== 'ok'), [], 'every rule evaluates without error')
 
     // The operations page's dashboard queries: each one is valid PromQL and finds its series in a real scrape.
-    const operations = await readFile(path.join(ROOT, 'docs/operations.md'), 'utf8')
-    const block = /```promql\n([\s\S]*?)```/.exec(operations)?.[1]
-    t.ok(block, 'docs/operations.md has a promql block')
+    const monitoring = await readFile(path.join(ROOT, 'docs/monitoring.md'), 'utf8')
+    const block = /```promql\n([\s\S]*?)```/.exec(monitoring)?.[1]
+    t.ok(block, 'docs/monitoring.md has a promql block')
     const queries = (block ?? '').split('\n').filter((line) => line.trim() !== '' && !line.startsWith('#'))
     t.ok(queries.length >= 10, `${queries.length} dashboard queries`)
     for (const expr of queries) {
@@ -181,7 +181,7 @@ t.test('a real Prometheus scrapes the app with the token file, probes liveness v
     const dashboard = await readDashboard()
     for (const panel of dashboard.panels) {
       for (const target of panel.targets) {
-        t.ok(queries.includes(target.expr), `${panel.title}: ${target.expr} is on docs/operations.md`)
+        t.ok(queries.includes(target.expr), `${panel.title}: ${target.expr} is on docs/monitoring.md`)
         let answer: RangeAnswer | undefined
         await eventually(async () => {
           const end = Date.now() / 1000

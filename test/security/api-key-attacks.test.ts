@@ -1,6 +1,6 @@
 // The attack suite's API-key cases (issue 10, item 4), beside test/security/jwt-attacks.test.ts: the comparison does
 // the same work whatever is sent (asserted on the work, never on wall time), wrong prefixes, empty keys, keys with
-// whitespace, and a key sent twice. Each case has its exact status and code; the list is in docs/security.md.
+// whitespace, and a key sent twice. Each case has its exact status and code; docs/security.md sums them up.
 import { timingSafeEqual } from 'node:crypto'
 import type http from 'node:http'
 import net from 'node:net'
