@@ -25,7 +25,7 @@ t.test('through PgBouncer in transaction mode, DB_PREPARE=false', needs(PGBOUNCE
   await db.admin.unsafe('alter role authenticator set timezone to \'Asia/Kathmandu\'')
   await writeRow(db.admin, { lastPollAgo: 1, nextPollIn: 3600 })
   await db.admin`update public.eva_scheduler_heartbeat set started_at = '2026-11-13T01:02:03.456Z'`
-  const bouncer = await startPgBouncer(t, db.server.port, { poolSize: 3 })
+  const bouncer = await startPgBouncer(t, db.server.port, { poolSize: 3, password: decodeURIComponent(new URL(db.server.url).password) })
   const url = bouncer.through(db.apiUrl)
   // A generous statement timeout: the PATCHes under load queue for one row lock on a machine shared with other suites;
   // this test is about answers reaching their own requests, not about how many PATCHes a second fit.

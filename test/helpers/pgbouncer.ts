@@ -1,6 +1,6 @@
 // A real PgBouncer (Debian's `pgbouncer`) in transaction mode, in front of a test PostgreSQL server, as Supabase's
 // dedicated pooler on port 6543 is: the tests that run the API through it connect with DB_PREPARE=false. Loopback
-// only; auth_type trust, as the test server itself (the user names must still be in the auth file). Stopped by its
+// only; clients are trusted (auth_type trust), and PgBouncer logs in to the server with the users' password (auth file). Stopped by its
 // own pid at teardown.
 import { spawn } from 'node:child_process'
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -26,6 +26,8 @@ export interface PgBouncer {
 export interface PgBouncerOptions {
   /** Server connections per user and database (default_pool_size). */
   poolSize?: number
+  /** The server's password for both users (the test clusters' one password): PgBouncer logs in to it with SCRAM. */
+  password?: string
 }
 
 async function accepts (port: number): Promise<boolean> {
@@ -41,7 +43,8 @@ export async function startPgBouncer (t: Teardown, serverPort: number, options: 
   const dir = await mkdtemp(path.join(tmpdir(), 'eva-pgbouncer-'))
   const port = await freePort()
   const logfile = path.join(dir, 'pgbouncer.log')
-  await writeFile(path.join(dir, 'userlist.txt'), '"authenticator" ""\n"postgres" ""\n')
+  const password = (options.password ?? '').replaceAll('"', '""')
+  await writeFile(path.join(dir, 'userlist.txt'), `"authenticator" "${password}"\n"postgres" "${password}"\n`)
   await writeFile(path.join(dir, 'pgbouncer.ini'), [
     '[databases]',
     `postgres = host=127.0.0.1 port=${serverPort} dbname=postgres`,
