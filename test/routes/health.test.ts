@@ -1,5 +1,6 @@
 // /livez, /readyz (policy and table drift read from the real catalog; details for service_role only), the 404
 // problem, /openapi.json and /docs.
+import { grantApiLogin } from '../../src/db/embedded.js'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { READINESS_REUSE_MS } from '../../src/db/readiness.js'
@@ -143,6 +144,7 @@ t.test('/readyz reports a table that is not the seed\'s', async (t) => {
       metadata jsonb default '{}'::jsonb,
       updated_at timestamp with time zone not null default now()
     )`)
+  await grantApiLogin(other.admin, other.server)
   const { app: drifted } = await startTestApp(t, { db: other })
   const { detailed, anonymous } = await both(drifted)
   coarse(t, readiness(t, anonymous, 503))
