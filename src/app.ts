@@ -44,8 +44,8 @@ function trustProxyOption (trust: TrustProxy): boolean | string[] | ((address: s
   return typeof trust === 'boolean' ? trust : [...trust]
 }
 
-export const hopCountWarning = (hops: number): string =>
-  `TRUST_PROXY=${hops} trusts X-Forwarded-For from any peer: list the proxies' addresses unless only the proxy can reach this service`
+export const hopCountWarning = (trust: number | true): string =>
+  `TRUST_PROXY=${String(trust)} trusts X-Forwarded-For from any peer: list the proxies' addresses unless only the proxy can reach this service`
 
 export async function buildApp (config: AppConfig, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const limits = { ...HTTP_LIMITS, ...options.limits }
@@ -84,7 +84,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   // 0 hops believes no X-Forwarded-For at all: nothing to warn about.
-  if (typeof config.trustProxy === 'number' && config.trustProxy > 0) app.log.warn(hopCountWarning(config.trustProxy))
+  if (config.trustProxy === true || (typeof config.trustProxy === 'number' && config.trustProxy > 0)) app.log.warn(hopCountWarning(config.trustProxy))
 
   for (const schema of [...SHARED_SCHEMAS, ReadinessSchema, ShieldsEndpointSchema]) app.addSchema(schema)
 

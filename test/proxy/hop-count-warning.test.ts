@@ -1,5 +1,5 @@
 // TRUST_PROXY=<hop count> believes the last N hops whoever connects (Fastify itself now refuses a count), so the
-// start says so, once, at warn level; addresses, 0 hops (which trusts no peer) or none say nothing.
+// start says so, once, at warn level, as does true (every hop); addresses, 0 hops (which trusts no peer) or none say nothing.
 import t from 'tap'
 import { bearer, startTestApp, writeRow } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'
@@ -23,15 +23,17 @@ async function start (trustProxy: string | undefined): Promise<{ lines: Line[], 
   return { lines, app }
 }
 
-t.test('a hop count: one warning line naming the risk and what to do', async (t) => {
-  const warnings = (await startLines('2')).filter((line) => line.msg.includes('TRUST_PROXY'))
-  t.equal(warnings.length, 1, 'one line')
-  t.equal(warnings[0]?.level, 40, 'at warn level')
-  t.equal(warnings[0]?.msg, "TRUST_PROXY=2 trusts X-Forwarded-For from any peer: list the proxies' addresses unless only the proxy can reach this service")
+t.test('a hop count, or true (every hop): one warning line naming the risk and what to do', async (t) => {
+  for (const value of ['2', 'true']) {
+    const warnings = (await startLines(value)).filter((line) => line.msg.includes('TRUST_PROXY'))
+    t.equal(warnings.length, 1, 'one line')
+    t.equal(warnings[0]?.level, 40, 'at warn level')
+    t.equal(warnings[0]?.msg, `TRUST_PROXY=${value} trusts X-Forwarded-For from any peer: list the proxies' addresses unless only the proxy can reach this service`)
+  }
 })
 
-t.test('addresses, true, 0 hops, or unset: no such line', async (t) => {
-  for (const value of ['10.0.0.0/8, 127.0.0.1', 'true', '0', undefined]) {
+t.test('addresses, 0 hops, or unset: no such line', async (t) => {
+  for (const value of ['10.0.0.0/8, 127.0.0.1', '0', undefined]) {
     const lines = await startLines(value)
     t.notOk(lines.some((line) => line.msg.includes('trusts X-Forwarded-For from any peer')), `TRUST_PROXY=${String(value)}`)
   }
