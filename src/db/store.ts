@@ -2,25 +2,11 @@
 // than an exception, because an unreachable database is a verdict (unknown), not a crash.
 import type { Sql } from 'postgres'
 import type { HeartbeatReading } from '../domain/liveness.js'
-import type { ApiRole } from '../domain/policies.js'
 import { DatabaseTimeoutError, isDatabaseUnavailable, withDeadline } from './errors.js'
 import type { HeartbeatChanges } from '../domain/patch.js'
-import { readHeartbeat, updateHeartbeat, type DbIdentity, type HeartbeatChange, type LockedHeartbeat } from './heartbeat.js'
-import { InFlight } from './in-flight.js'
-import { readPolicyVersion, type PolicyCheck } from './policy-version.js'
+import { readHeartbeat, updateHeartbeat, type DbIdentity, type HeartbeatChange, type HeartbeatSnapshot, type LockedHeartbeat } from './heartbeat.js'
+import { NextRead } from './in-flight.js'
 import { isConnectionLost } from './transaction.js'
-
-interface SharedRead {
-  /**
-   * Made once per read and handed as it is to every caller that shares the read: the routes derive the verdict once
-   * per reading object (a WeakMap keyed on it), which a new object per caller would defeat.
-   */
-  reading: HeartbeatReading & { reachable: true }
-  /** The policies were the mirror's (both USING (true)) in the very statement that read the row. */
-  mirrored: boolean
-  /** Whose role and claims the read was made with. */
-  who: DbIdentity
-}
 
 export interface StoreSettings {
   /** The server's statement_timeout, set in each transaction; the store's own deadline is 500 ms more. */
@@ -34,15 +20,10 @@ export interface StoreSettings {
 
 export class HeartbeatStore {
   /**
-   * The last comparison of the table's policies with the mirror, and the version stamp (see policy-version.ts) it
-   * was made at: the one thing that decides whether reads are shared. Concurrent readers of one role share one read
-   * only while the policies are the mirror's (both USING (true): the claims cannot change what RLS lets through),
-   * and a shared read serves its other callers only when it was made at this very version. A read that finds any
-   * other version sends the store to compare again.
+   * Reads shared by callers of one role and the same claims, only with callers that arrived before the read started
+   * (see in-flight.ts): RLS can tell any two other callers apart, and a read never answers for older writes.
    */
-  private policies: PolicyCheck | undefined
-  private recheck: Promise<void> | undefined
-  private readonly reads = new InFlight<ApiRole, SharedRead>()
+  private readonly reads = new NextRead<HeartbeatSnapshot>()
   private readonly deadlineMs: number
   private readonly readAttempts: number
 
@@ -52,14 +33,10 @@ export class HeartbeatStore {
     this.readAttempts = settings.readAttempts ?? 1
   }
 
-  /** Whether reads are shared now: the policies were the mirror's at the last comparison. */
-  get policiesAsMirrored (): boolean {
-    return this.policies?.asMirrored === true
-  }
-
   async read (who: DbIdentity): Promise<HeartbeatReading> {
     try {
-      return await this.snapshot(who)
+      const { row, now } = await this.reads.run(`${who.role}\n${JSON.stringify(who.claims)}`, async () => await this.readAs(who))
+      return { reachable: true, row, now }
     } catch (error) {
       if (isDatabaseUnavailable(error)) return { reachable: false, checkedAt: new Date() }
       throw error
@@ -74,33 +51,8 @@ export class HeartbeatStore {
    * sending it again is safe).
    */
   async update (who: DbIdentity, changes: HeartbeatChanges, precondition?: (current: LockedHeartbeat) => void): Promise<HeartbeatChange | null> {
-    let change: Promise<HeartbeatChange | null> | undefined
-    let settled = false
-    try {
-      return await this.deadline(async (signal) => {
-        change = updateHeartbeat(this.sql, who, changes, precondition, { signal, statementTimeoutMs: this.settings.statementTimeoutMs })
-        return await change.finally(() => { settled = true })
-      })
-    } finally {
-      // A read in flight may have started before this write: reads asked for from now on start after it.
-      this.reads.forget()
-      // Abandoned at the deadline, the change may still commit (its UPDATE or COMMIT was already sent): a read started
-      // in between could then serve the row from before it to callers who come after. Forget again once it settles.
-      if (!settled) void change?.then(() => { this.reads.forget() }, () => { this.reads.forget() })
-    }
-  }
-
-  private async snapshot (who: DbIdentity): Promise<SharedRead['reading']> {
-    if (this.policiesAsMirrored) {
-      const shared = await this.reads.run(who.role, async () => {
-        // Sent on the next turn of the event loop, so that the requests that arrived in this turn share it too.
-        await new Promise((resolve) => setImmediate(resolve))
-        return await this.readAs(who)
-      })
-      if (shared.mirrored || shared.who === who) return shared.reading
-      // Made with another caller's claims while the policies were not the mirror's: this caller reads for itself.
-    }
-    return (await this.readAs(who)).reading
+    return await this.deadline(async (signal) =>
+      await updateHeartbeat(this.sql, who, changes, precondition, { signal, statementTimeoutMs: this.settings.statementTimeoutMs }))
   }
 
   /**
@@ -108,8 +60,8 @@ export class HeartbeatStore {
    * a read is idempotent, and connections killed between two requests (pg_terminate_backend, a restart, a pooler)
    * can be found dead only when used. Writes are never tried again.
    */
-  private async readAs (who: DbIdentity): Promise<SharedRead> {
-    const { policyVersion, row, now } = await this.deadline(async (signal) => {
+  private async readAs (who: DbIdentity): Promise<HeartbeatSnapshot> {
+    return await this.deadline(async (signal) => {
       for (let attempt = 1; ; attempt++) {
         try {
           return await readHeartbeat(this.sql, who, { signal, statementTimeoutMs: this.settings.statementTimeoutMs })
@@ -118,9 +70,6 @@ export class HeartbeatStore {
         }
       }
     })
-    if (policyVersion !== this.policies?.version) void this.checkPolicies()
-    const mirrored = policyVersion === this.policies?.version && this.policies.asMirrored
-    return { reading: { reachable: true, row, now }, mirrored, who }
   }
 
   /**
@@ -136,18 +85,5 @@ export class HeartbeatStore {
       controller.abort(new DatabaseTimeoutError(`abandoned after ${this.deadlineMs} ms`))
       throw error
     }
-  }
-
-  /**
-   * Compares the policies with the mirror again (one comparison at a time). Reads start it whenever they find a
-   * policy version other than the one last compared, and the app once it is ready. Never rejects.
-   */
-  async checkPolicies (): Promise<void> {
-    this.recheck ??= withDeadline(readPolicyVersion(this.sql, { statementTimeoutMs: this.settings.statementTimeoutMs }), this.deadlineMs)
-      .then((check) => { this.policies = check }, () => {
-        // Unreadable now (the database is down): the next read that finds a version it does not know asks again.
-      })
-      .finally(() => { this.recheck = undefined })
-    await this.recheck
   }
 }
