@@ -12,19 +12,23 @@ interface Slot<V> {
 export class NextRead<V> {
   private readonly slots = new Map<string, Slot<V>>()
 
-  /** The answer of a `work()` started after this call, shared with the other callers of `key` that it started after. */
-  async run (key: string, work: () => Promise<V>): Promise<V> {
+  /**
+   * The answer of a `work()` started after this call, shared with the other callers of `key` that it started after.
+   * `work` is given when its first caller arrived (performance.now()), so that it can keep that caller's deadline.
+   */
+  async run (key: string, work: (since: number) => Promise<V>): Promise<V> {
     let slot = this.slots.get(key)
     if (slot === undefined) this.slots.set(key, slot = { running: undefined, waiting: undefined })
     if (slot.waiting !== undefined) return await slot.waiting
     const current = slot
     const before = current.running
+    const since = performance.now()
     const waiting = (async () => {
       // No read running: the next turn of the event loop, so that the callers of this turn share it too.
       if (before === undefined) await new Promise((resolve) => setImmediate(resolve))
       else await before.then(() => {}, () => {})
       current.waiting = undefined
-      const running = work()
+      const running = work(since)
       current.running = running
       try {
         return await running

@@ -35,7 +35,7 @@ export class HeartbeatStore {
 
   async read (who: DbIdentity): Promise<HeartbeatReading> {
     try {
-      const { row, now } = await this.reads.run(`${who.role}\n${JSON.stringify(who.claims)}`, async () => await this.readAs(who))
+      const { row, now } = await this.reads.run(`${who.role}\n${JSON.stringify(who.claims)}`, async (since) => await this.readAs(who, since))
       return { reachable: true, row, now }
     } catch (error) {
       if (isDatabaseUnavailable(error)) return { reachable: false, checkedAt: new Date() }
@@ -51,20 +51,25 @@ export class HeartbeatStore {
    * sending it again is safe).
    */
   async update (who: DbIdentity, changes: HeartbeatChanges, precondition?: (current: LockedHeartbeat) => void): Promise<HeartbeatChange | null> {
-    return await this.deadline(async (signal) =>
+    return await this.deadline(this.deadlineMs, async (signal) =>
       await updateHeartbeat(this.sql, who, changes, precondition, { signal, statementTimeoutMs: this.settings.statementTimeoutMs }))
   }
 
   /**
    * One read, tried again (within the same deadline, `readAttempts` times in all) when it found its connection gone:
    * a read is idempotent, and connections killed between two requests (pg_terminate_backend, a restart, a pooler)
-   * can be found dead only when used. Writes are never tried again.
+   * can be found dead only when used. Writes are never tried again. The deadline counts from `since`, when the read's
+   * first caller arrived: one that waited for a read running before it still gets its answer (or 503) in time.
    */
-  private async readAs (who: DbIdentity): Promise<HeartbeatSnapshot> {
-    return await this.deadline(async (signal) => {
+  private async readAs (who: DbIdentity, since: number): Promise<HeartbeatSnapshot> {
+    const left = Math.floor(this.deadlineMs - (performance.now() - since))
+    if (left <= 0) throw new DatabaseTimeoutError(`no time left for a read within ${this.deadlineMs} ms`)
+    // The server's own timeout ends the read before the deadline, so that the next read is not sent while it still runs.
+    const statementTimeoutMs = Math.max(1, Math.min(this.settings.statementTimeoutMs, left - 500))
+    return await this.deadline(left, async (signal) => {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await readHeartbeat(this.sql, who, { signal, statementTimeoutMs: this.settings.statementTimeoutMs })
+          return await readHeartbeat(this.sql, who, { signal, statementTimeoutMs })
         } catch (error) {
           if (attempt >= this.readAttempts || !isConnectionLost(error) || signal.aborted) throw error
         }
@@ -77,12 +82,12 @@ export class HeartbeatStore {
    * error) the signal is aborted, so that work still queued for a connection, or still waiting for a lock, stops
    * instead of running (and committing) afterwards.
    */
-  private async deadline<T> (work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async deadline<T> (ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController()
     try {
-      return await withDeadline(work(controller.signal), this.deadlineMs)
+      return await withDeadline(work(controller.signal), ms)
     } catch (error) {
-      controller.abort(new DatabaseTimeoutError(`abandoned after ${this.deadlineMs} ms`))
+      controller.abort(new DatabaseTimeoutError(`abandoned after ${ms} ms`))
       throw error
     }
   }

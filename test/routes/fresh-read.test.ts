@@ -5,6 +5,8 @@ import type { LightMyRequestResponse } from 'fastify'
 import t from 'tap'
 import { bearer, startTestApp, writeRow } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'
+import { holdTableLock, waitingOnLocks } from '../helpers/faults.js'
+import { eventually } from '../helpers/wait.js'
 
 const db = await startTestDatabase()
 t.teardown(db.close)
@@ -63,4 +65,26 @@ t.test('under concurrent load with an outside writer, no answer misses a write c
   t.same(stale.slice(0, 5), [], `${answers} answers, ${committed} writes: none older than the request (${stale.length} were)`)
   t.ok(committed > 10, `the writer committed while the readers read (${committed} writes)`)
   t.comment(`${overtaken} answers were overtaken by a later write before they were checked (the race the test needs)`)
+})
+
+t.test('a request that waits for the next read still gets its answer within its deadline (a read held on a lock)', async (t) => {
+  // Deadline: the statement timeout + 500 ms. The first read waits on the lock until the statement timeout; a request
+  // arriving meanwhile waits for the next read, which keeps that request's own deadline rather than a fresh one.
+  const timeoutMs = 3000
+  const { app } = await startTestApp(t, { db, env: { DB_STATEMENT_TIMEOUT_MS: String(timeoutMs) } })
+  t.equal((await app.inject({ url: '/heartbeat/liveness' })).statusCode, 200)
+  const lock = await holdTableLock(db.admin)
+  t.teardown(lock.release)
+  const first = app.inject({ url: '/heartbeat/liveness' })
+  await eventually(async () => await waitingOnLocks(db.admin) === 1, 5000, 'the first read waits on the lock')
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const arrived = performance.now()
+  const second = await app.inject({ url: '/heartbeat/liveness' })
+  const waited = performance.now() - arrived
+  t.equal(second.statusCode, 503, 'the second request: 503, the database did not answer in time')
+  t.equal(second.json<{ state: string }>().state, 'unknown')
+  t.ok(waited < timeoutMs + 1500, `answered ${Math.round(waited)} ms after it arrived (deadline ${timeoutMs + 500} ms; two whole reads would be about ${2 * timeoutMs - 500} ms)`)
+  t.equal((await first).statusCode, 503)
+  await lock.release()
+  t.equal((await app.inject({ url: '/heartbeat/liveness' })).statusCode, 200, 'served again once the lock is gone')
 })
