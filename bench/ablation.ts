@@ -3,14 +3,12 @@
 //
 //   node --import tsx bench/ablation.ts [any bench options, e.g. --rounds 3 --duration 5]
 //
-// The copies, from nothing to everything (the app itself is the last step: + deferred start, + representation memo):
+// The copies, from nothing to everything (the app itself is the last step: + reads shared by the callers that arrived
+// before they started):
 //   0-none       a role-switched transaction per request (sql.begin: four round trips), jose on every request
 //   1-cache      + the verified-token cache
-//   2-shared     + concurrent reads of one role shared (started at once, not on the next event-loop turn)
-// (A step "pipelined", the transaction sent in one round trip on a reserved connection, was measured until issue 13
-// took it out: a transaction pooler can split it, and sharing carries the speed; see docs/performance.md.)
 //
-// With `--set defaults`, what issue 12's cheaper defaults bought, from before them to the app (cumulative):
+// With `--set defaults`, what the cheaper defaults buy, from without them to the app (cumulative):
 //   d0-before       LOG_REQUESTS=true (Fastify's two lines per request), @fastify/helmet per request, prom-client's
 //                   Counter and Histogram per request
 //   d1-quiet-logs   + successful requests not logged (the default, LOG_REQUESTS unset)
@@ -22,25 +20,19 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const VARIANTS = path.join(ROOT, 'node_modules/.cache/eva-heartbeat-bench/variants')
+const VARIANTS = path.join(ROOT, 'dist/bench/variants')
 
 interface Edit { file: string, from: string | RegExp, to: string }
 
 const noCache: Edit = { file: 'plugins/auth.ts', from: 'await tokens.verify(token)', to: 'await verifier.verify(token)' }
-const noSharing: Edit = { file: 'db/store.ts', from: 'if (this.policiesAsMirrored) {', to: 'if (false as boolean) {' }
-const noDefer: Edit = { file: 'db/store.ts', from: 'await new Promise((resolve) => setImmediate(resolve))', to: '' }
-const noMemo: Edit[] = [
-  { file: 'routes/heartbeat.ts', from: 'let shown = shownRows.get(row)', to: 'let shown: Shown | undefined' },
-  { file: 'routes/heartbeat.ts', from: 'shownRows.set(row, shown)', to: 'void shownRows' }
-]
+const noSharing: Edit = { file: 'db/store.ts', from: /await this\.reads\.run\([^\n]*?async \(\) => await this\.readAs\(who\)\)/, to: 'await this.readAs(who)' }
 
 const variants: Record<string, Edit[]> = {
-  '0-none': [noCache, noSharing, noDefer, ...noMemo],
-  '1-cache': [noSharing, noDefer, ...noMemo],
-  '2-shared': [noDefer, ...noMemo]
+  '0-none': [noCache, noSharing],
+  '1-cache': [noSharing]
 }
 
-/** @fastify/helmet as it was registered before issue 12 (same options), in place of the precomputed headers. */
+/** @fastify/helmet registered per request (same options), in place of the precomputed headers. */
 const helmetPerRequest: Edit = {
   file: 'plugins/security-headers.ts',
   from: /  const headers = helmetHeaders\(\)\n  app\.addHook\('onRequest'[\s\S]*?\n  \}\)\n/,

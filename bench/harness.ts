@@ -185,27 +185,23 @@ export async function startDatabase (cleanups: Cleanups): Promise<BenchDatabase>
 export interface StatementCount { statements: number, transactions: number, rowReads: number }
 
 // pg_stat_statements does not count every BEGIN and COMMIT sent through the extended protocol (prepared), so they are
-// left out of its sum and added back: two for every role-switched transaction, which has exactly one set_config
-// statement. Transactions below are those role-switched ones; row reads, the statements that select the row.
+// left out of its sum and added back: two for every role-switched transaction (a read or a write), which has exactly
+// one set_config('role', …) statement. Row reads are the statements that select the row.
 
 export async function resetStatements (admin: Sql): Promise<void> {
   await admin`select pg_stat_statements_reset()`
 }
 
 export async function countStatements (admin: Sql): Promise<StatementCount> {
-  // A role-switched transaction is counted by its one settings statement (set_config('role', …), its constants shown
-  // as $1 by pg_stat_statements). A read is one message with no BEGIN or COMMIT; a write is sql.begin's transaction,
-  // whose BEGIN and COMMIT pg_stat_statements does not reliably count: they are added back, two for each write's one
-  // `select … for update`.
-  const [row] = await admin<Array<{ statements: string, transactions: string, reads: string, writes: string }>>`
+  // The settings statement's constants show as $1 in pg_stat_statements.
+  const [row] = await admin<Array<{ statements: string, transactions: string, reads: string }>>`
     select coalesce(sum(s.calls) filter (where s.query !~* '^\\s*(begin|commit|rollback)\\M'), 0)::text as statements,
            coalesce(sum(s.calls) filter (where s.query ~* 'set_config\\((''role''|\\$1)'), 0)::text as transactions,
-           coalesce(sum(s.calls) filter (where s.query ~* '^\\s*select' and s.query ~* 'eva_scheduler_heartbeat'), 0)::text as reads,
-           coalesce(sum(s.calls) filter (where s.query ~* 'for update'), 0)::text as writes
+           coalesce(sum(s.calls) filter (where s.query ~* '^\\s*select' and s.query ~* 'eva_scheduler_heartbeat' and s.query !~* 'for update'), 0)::text as reads
     from pg_stat_statements s join pg_roles r on r.oid = s.userid
     where s.dbid = (select oid from pg_database where datname = current_database()) and not r.rolsuper`
   return {
-    statements: Number(row?.statements ?? 0) + 2 * Number(row?.writes ?? 0),
+    statements: Number(row?.statements ?? 0) + 2 * Number(row?.transactions ?? 0),
     transactions: Number(row?.transactions ?? 0),
     rowReads: Number(row?.reads ?? 0)
   }
@@ -240,18 +236,20 @@ export async function signingKeys (cleanups: Cleanups): Promise<SigningKeys> {
 }
 
 /**
- * bench/ceiling.ts as plain JavaScript, so that the ceiling runs as the app does (compiled, no loader): kept under
- * node_modules/.cache so that it resolves fastify from this project.
+ * bench/<name>.ts (the ceiling, the reference) as plain JavaScript, so that it runs as the app does (compiled, no
+ * loader): under dist/ (the build's output, not committed) so that it resolves fastify and postgres from this project.
  */
-export async function compiledCeiling (): Promise<string> {
-  const source = await readFile(path.join(ROOT, 'bench/ceiling.ts'), 'utf8')
+export async function compiledServer (name: 'ceiling' | 'reference'): Promise<string> {
+  const source = await readFile(path.join(ROOT, `bench/${name}.ts`), 'utf8')
   const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } })
-  const dir = path.join(ROOT, 'node_modules/.cache/eva-heartbeat-bench')
+  const dir = path.join(ROOT, 'dist/bench')
   await mkdir(dir, { recursive: true })
-  const file = path.join(dir, 'ceiling.mjs')
+  const file = path.join(dir, `${name}.mjs`)
   await writeFile(file, outputText)
   return file
 }
+
+export const compiledCeiling = async (): Promise<string> => await compiledServer('ceiling')
 
 // ---------------------------------------------------------------------------------------------------------------
 // The report

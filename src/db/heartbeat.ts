@@ -7,25 +7,16 @@
 // set on the server, the database, the login role or by a pooler, and `SQL, DMY` would turn 2 December into
 // 12 February (and the 13th into no date at all). A number reads the same under every setting, and through any
 // pooler, which may hand the transaction a server connection that another client configured.
-import type postgres from 'postgres'
 import type { Sql, TransactionSql } from 'postgres'
 import type { HeartbeatRow } from '../domain/heartbeat.js'
 import { WRITABLE_FIELDS, type HeartbeatChanges } from '../domain/patch.js'
 import type { ApiRole } from '../domain/policies.js'
-import { POLICY_VERSION } from './policy-version.js'
 import { localTimeout, transaction, type LocalSettings } from './transaction.js'
 
 export interface DbIdentity {
   role: ApiRole
   /** The verified JWT claims, visible to policies as current_setting('request.jwt.claims'). */
   claims: Readonly<Record<string, unknown>>
-  /**
-   * The claims are the API's own constant (the public reader's), never a token's. Only then may they be written into a
-   * statement's text (readHeartbeat's one message): the server logs a failed statement's text and pg_stat_activity
-   * shows it, and a token's claims carry a user's email, phone and whatever user_metadata they typed. A token's
-   * claims always travel as a parameter.
-   */
-  constantClaims?: boolean
 }
 
 export interface HeartbeatSnapshot {
@@ -64,42 +55,15 @@ const ROW_COLUMNS = `h.id, h.instance_id, h.poll_count, h.dispatch_count, h.erro
     ${epochMsText('h.started_at')} as started_at, ${epochMsText('h.last_poll_at')} as last_poll_at,
     ${epochMsText('h.next_poll_at')} as next_poll_at, ${epochMsText('h.updated_at')} as updated_at`
 
-/** now() and the policies' version always, the row when there is one (and RLS lets the role see it); no parameters. */
-const SELECT_HEARTBEAT = `select ${epochMsText('now()')} as db_now, h.id is not null as found, ${POLICY_VERSION} as policy_version, ${ROW_COLUMNS}
+/** now() always, the row when there is one (and RLS lets the role see it); no parameters. */
+const SELECT_HEARTBEAT = `select ${epochMsText('now()')} as db_now, h.id is not null as found, ${ROW_COLUMNS}
     from (select 1) as one left join public.eva_scheduler_heartbeat h on h.id = 1`
-
-/**
- * Text as an SQL string literal: E'…', backslashes and quotes doubled, so that standard_conforming_strings cannot
- * change it. Printable ASCII only: in a client encoding such as GBK or SJIS a non-ASCII character can end in a byte
- * the server reads as the first half of a two-byte character, swallowing the backslash after it. Only the API's own
- * constants are written this way (see DbIdentity.constantClaims); anything else is a bug and throws.
- */
-export function sqlLiteral (text: string): string {
-  if (!/^[\x20-\x7e]*$/.test(text)) throw new TypeError('an SQL literal here must be printable ASCII')
-  return `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`
-}
-
-/**
- * The settings statement of readHeartbeat's one message, as text: the role and the (constant) claims, as PostgREST
- * sets them, and more. asRole sends the same settings with the claims as a parameter.
- */
-export function roleSettings (who: DbIdentity, options: LocalSettings = {}): string {
-  if (who.constantClaims !== true) throw new TypeError('a token\'s claims are never written into a statement\'s text')
-  // extra_float_digits: epochMsText is a float8, whose text drops significant digits when the setting is -3 or less
-  // (on the server, the database or the role, like DateStyle): at -3 times round to 10 ms, at -15 every time reads
-  // 2e+12. Any value from 0 up prints a 13-digit integer exactly; set here, local to the transaction, it holds
-  // through a pooler too. The statement timeout, when given, goes here too (one round trip, not one more statement).
-  const timeout = options.statementTimeoutMs === undefined
-    ? ''
-    : `, set_config('statement_timeout', '${String(Math.trunc(options.statementTimeoutMs))}', true)`
-  return `select set_config('role', ${sqlLiteral(who.role)}, true), set_config('request.jwt.claims', ${sqlLiteral(JSON.stringify(who.claims))}, true), ` +
-    `set_config('extra_float_digits', '3', true)${timeout}`
-}
 
 /** `work` in one transaction as `who`, its statements awaited one by one: nothing a pooler could split. */
 export async function asRole<T> (sql: Sql, who: DbIdentity, work: (tx: TransactionSql) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   // The timeout goes in the role's statement (one round trip), not through transaction()'s own first statement.
-  // extra_float_digits: see roleSettings. The claims are a parameter: never in the statement's text.
+  // extra_float_digits: epochMsText is a float8, whose text drops digits when the setting (server, database or role)
+  // is -3 or less; any value from 0 up prints a 13-digit integer exactly. Values travel as parameters, never as text.
   return await transaction(sql, async (tx) => {
     options.signal?.throwIfAborted()
     await tx`select set_config('role', ${who.role}, true), set_config('request.jwt.claims', ${JSON.stringify(who.claims)}, true),
@@ -108,63 +72,22 @@ export async function asRole<T> (sql: Sql, who: DbIdentity, work: (tx: Transacti
   })
 }
 
-type SnapshotRow = WireRow & { db_now: number, found: boolean, policy_version: string }
+type SnapshotRow = WireRow & { db_now: number, found: boolean }
 
-export interface HeartbeatReading extends HeartbeatSnapshot {
-  /** The version of the table's policies (policy-version.ts) in the statement that read the row. */
-  policyVersion: string
-}
-
-function fromSnapshot (first: SnapshotRow | undefined): HeartbeatReading {
-  if (first === undefined) throw new Error('the heartbeat query returned no row at all')
-  const { db_now: now, found, policy_version: policyVersion, ...row } = first
-  return { row: found ? fromWire(row) : null, now: new Date(now), policyVersion }
-}
-
-/** One statement, in the caller's transaction: now() and the policies' version always, the row when there is one. */
-export async function selectHeartbeat (tx: TransactionSql): Promise<HeartbeatReading> {
+/** One statement, in the caller's transaction: now() always, the row when there is one. */
+export async function selectHeartbeat (tx: TransactionSql): Promise<HeartbeatSnapshot> {
   const [first] = await tx.unsafe<SnapshotRow[]>(SELECT_HEARTBEAT)
-  return fromSnapshot(first)
+  if (first === undefined) throw new Error('the heartbeat query returned no row at all')
+  const { db_now: now, found, ...row } = first
+  return { row: found ? fromWire(row) : null, now: new Date(now) }
 }
 
 /**
- * postgres.js pipelines a statement sent outside sql.begin onto a connection still busy with another one when every
- * connection is busy (the one-message read is the pool's only statement outside sql.begin: nothing can be ahead of
- * it on a connection, since sql.begin parks its connection as reserved); through a transaction pooler the second one's answer can reach the wrong client (see
- * transaction.ts). Its per-query `onexecute` hook (the one sql.begin uses to reserve its connection; internal, so
- * postgres.js is pinned, and test/db/driver.test.ts holds it to this) answering false marks the connection full
- * until this statement is answered: nothing is sent after it meanwhile, and the next statement waits for a free
- * connection. Every other statement of the pool runs on a connection sql.begin reserved, never pipelined.
+ * The row as `who` sees it: one transaction (BEGIN, the role, the claims and the settings as parameters, the select,
+ * COMMIT), its statements awaited one by one, as every statement of the pool (see transaction.ts).
  */
-const ALONE = { onexecute: () => false } as unknown as postgres.UnsafeQueryOptions
-
-/**
- * The row as `who` sees it. A token's reader: in a transaction of its own (asRole: BEGIN, the settings with the claims
- * as a parameter, the select, COMMIT). The public reader (constant claims: public liveness, the status page, the
- * event streams' poller, the hot path of uptime monitors): in one round trip, see readInOneMessage.
- */
-export async function readHeartbeat (sql: Sql, who: DbIdentity, options: TransactionOptions = {}): Promise<HeartbeatReading> {
-  if (who.constantClaims === true) return await readInOneMessage(sql, who, options)
+export async function readHeartbeat (sql: Sql, who: DbIdentity, options: TransactionOptions = {}): Promise<HeartbeatSnapshot> {
   return await asRole(sql, who, selectHeartbeat, options)
-}
-
-/**
- * The settings statement and the select sent as one simple-protocol message, which the server runs as one implicit
- * transaction (PostgreSQL 10 on): set_config(…, true) holds for the select and ends with it, RLS plans the select as
- * the role, the statement timeout covers the select's lock waits (PostgreSQL 13 on: it is armed per statement). A
- * pooler in transaction mode sees one transaction begin and end in one message. No parameter (the claims are the
- * API's constant, as literals), so it is never prepared. One round trip instead of four (docs/performance.md).
- *
- * Unlike asRole, a read still waiting for a connection when the store's deadline answers its callers is sent anyway
- * once one frees up (and then runs at most the statement timeout). It is not cancelled: postgres.js's cancel() of a
- * query that a reconnecting connection holds as its first one leaves that connection stuck for good. Reads are
- * shared, so this is at most one read per role and deadline.
- */
-async function readInOneMessage (sql: Sql, who: DbIdentity, options: TransactionOptions): Promise<HeartbeatReading> {
-  options.signal?.throwIfAborted()
-  const results = await sql.unsafe(`${roleSettings(who, options)};\n${SELECT_HEARTBEAT}`, [], ALONE) as unknown as [unknown, SnapshotRow[]]
-  if (!Array.isArray(results) || results.length !== 2) throw new Error('the heartbeat read did not return two results')
-  return fromSnapshot(results[1][0])
 }
 
 /** The row as locked for a change, and the database's now() in that transaction. */

@@ -2,25 +2,11 @@
 // than an exception, because an unreachable database is a verdict (unknown), not a crash.
 import type { Sql } from 'postgres'
 import type { HeartbeatReading } from '../domain/liveness.js'
-import type { ApiRole } from '../domain/policies.js'
 import { DatabaseTimeoutError, isDatabaseUnavailable, withDeadline } from './errors.js'
 import type { HeartbeatChanges } from '../domain/patch.js'
-import { readHeartbeat, updateHeartbeat, type DbIdentity, type HeartbeatChange, type LockedHeartbeat } from './heartbeat.js'
-import { InFlight } from './in-flight.js'
-import { readPolicyVersion, type PolicyCheck } from './policy-version.js'
+import { readHeartbeat, updateHeartbeat, type DbIdentity, type HeartbeatChange, type HeartbeatSnapshot, type LockedHeartbeat } from './heartbeat.js'
+import { NextRead } from './in-flight.js'
 import { isConnectionLost } from './transaction.js'
-
-interface SharedRead {
-  /**
-   * Made once per read and handed as it is to every caller that shares the read: the routes derive the verdict once
-   * per reading object (a WeakMap keyed on it), which a new object per caller would defeat.
-   */
-  reading: HeartbeatReading & { reachable: true }
-  /** The policies were the mirror's (both USING (true)) in the very statement that read the row. */
-  mirrored: boolean
-  /** Whose role and claims the read was made with. */
-  who: DbIdentity
-}
 
 export interface StoreSettings {
   /** The server's statement_timeout, set in each transaction; the store's own deadline is 500 ms more. */
@@ -34,15 +20,10 @@ export interface StoreSettings {
 
 export class HeartbeatStore {
   /**
-   * The last comparison of the table's policies with the mirror, and the version stamp (see policy-version.ts) it
-   * was made at: the one thing that decides whether reads are shared. Concurrent readers of one role share one read
-   * only while the policies are the mirror's (both USING (true): the claims cannot change what RLS lets through),
-   * and a shared read serves its other callers only when it was made at this very version. A read that finds any
-   * other version sends the store to compare again.
+   * Reads shared by callers of one role and the same claims, only with callers that arrived before the read started
+   * (see in-flight.ts): RLS can tell any two other callers apart, and a read never answers for older writes.
    */
-  private policies: PolicyCheck | undefined
-  private recheck: Promise<void> | undefined
-  private readonly reads = new InFlight<ApiRole, SharedRead>()
+  private readonly reads = new NextRead<HeartbeatSnapshot>()
   private readonly deadlineMs: number
   private readonly readAttempts: number
 
@@ -52,14 +33,10 @@ export class HeartbeatStore {
     this.readAttempts = settings.readAttempts ?? 1
   }
 
-  /** Whether reads are shared now: the policies were the mirror's at the last comparison. */
-  get policiesAsMirrored (): boolean {
-    return this.policies?.asMirrored === true
-  }
-
   async read (who: DbIdentity): Promise<HeartbeatReading> {
     try {
-      return await this.snapshot(who)
+      const { row, now } = await this.reads.run(`${who.role}\n${JSON.stringify(who.claims)}`, async (since) => await this.readAs(who, since))
+      return { reachable: true, row, now }
     } catch (error) {
       if (isDatabaseUnavailable(error)) return { reachable: false, checkedAt: new Date() }
       throw error
@@ -74,53 +51,30 @@ export class HeartbeatStore {
    * sending it again is safe).
    */
   async update (who: DbIdentity, changes: HeartbeatChanges, precondition?: (current: LockedHeartbeat) => void): Promise<HeartbeatChange | null> {
-    let change: Promise<HeartbeatChange | null> | undefined
-    let settled = false
-    try {
-      return await this.deadline(async (signal) => {
-        change = updateHeartbeat(this.sql, who, changes, precondition, { signal, statementTimeoutMs: this.settings.statementTimeoutMs })
-        return await change.finally(() => { settled = true })
-      })
-    } finally {
-      // A read in flight may have started before this write: reads asked for from now on start after it.
-      this.reads.forget()
-      // Abandoned at the deadline, the change may still commit (its UPDATE or COMMIT was already sent): a read started
-      // in between could then serve the row from before it to callers who come after. Forget again once it settles.
-      if (!settled) void change?.then(() => { this.reads.forget() }, () => { this.reads.forget() })
-    }
-  }
-
-  private async snapshot (who: DbIdentity): Promise<SharedRead['reading']> {
-    if (this.policiesAsMirrored) {
-      const shared = await this.reads.run(who.role, async () => {
-        // Sent on the next turn of the event loop, so that the requests that arrived in this turn share it too.
-        await new Promise((resolve) => setImmediate(resolve))
-        return await this.readAs(who)
-      })
-      if (shared.mirrored || shared.who === who) return shared.reading
-      // Made with another caller's claims while the policies were not the mirror's: this caller reads for itself.
-    }
-    return (await this.readAs(who)).reading
+    return await this.deadline(this.deadlineMs, async (signal) =>
+      await updateHeartbeat(this.sql, who, changes, precondition, { signal, statementTimeoutMs: this.settings.statementTimeoutMs }))
   }
 
   /**
    * One read, tried again (within the same deadline, `readAttempts` times in all) when it found its connection gone:
    * a read is idempotent, and connections killed between two requests (pg_terminate_backend, a restart, a pooler)
-   * can be found dead only when used. Writes are never tried again.
+   * can be found dead only when used. Writes are never tried again. The deadline counts from `since`, when the read's
+   * first caller arrived: one that waited for a read running before it still gets its answer (or 503) in time.
    */
-  private async readAs (who: DbIdentity): Promise<SharedRead> {
-    const { policyVersion, row, now } = await this.deadline(async (signal) => {
+  private async readAs (who: DbIdentity, since: number): Promise<HeartbeatSnapshot> {
+    const left = Math.floor(this.deadlineMs - (performance.now() - since))
+    if (left <= 0) throw new DatabaseTimeoutError(`no time left for a read within ${this.deadlineMs} ms`)
+    // The server's own timeout ends the read before the deadline, so that the next read is not sent while it still runs.
+    const statementTimeoutMs = Math.max(1, Math.min(this.settings.statementTimeoutMs, left - 500))
+    return await this.deadline(left, async (signal) => {
       for (let attempt = 1; ; attempt++) {
         try {
-          return await readHeartbeat(this.sql, who, { signal, statementTimeoutMs: this.settings.statementTimeoutMs })
+          return await readHeartbeat(this.sql, who, { signal, statementTimeoutMs })
         } catch (error) {
           if (attempt >= this.readAttempts || !isConnectionLost(error) || signal.aborted) throw error
         }
       }
     })
-    if (policyVersion !== this.policies?.version) void this.checkPolicies()
-    const mirrored = policyVersion === this.policies?.version && this.policies.asMirrored
-    return { reading: { reachable: true, row, now }, mirrored, who }
   }
 
   /**
@@ -128,26 +82,13 @@ export class HeartbeatStore {
    * error) the signal is aborted, so that work still queued for a connection, or still waiting for a lock, stops
    * instead of running (and committing) afterwards.
    */
-  private async deadline<T> (work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async deadline<T> (ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const controller = new AbortController()
     try {
-      return await withDeadline(work(controller.signal), this.deadlineMs)
+      return await withDeadline(work(controller.signal), ms)
     } catch (error) {
-      controller.abort(new DatabaseTimeoutError(`abandoned after ${this.deadlineMs} ms`))
+      controller.abort(new DatabaseTimeoutError(`abandoned after ${ms} ms`))
       throw error
     }
-  }
-
-  /**
-   * Compares the policies with the mirror again (one comparison at a time). Reads start it whenever they find a
-   * policy version other than the one last compared, and the app once it is ready. Never rejects.
-   */
-  async checkPolicies (): Promise<void> {
-    this.recheck ??= withDeadline(readPolicyVersion(this.sql, { statementTimeoutMs: this.settings.statementTimeoutMs }), this.deadlineMs)
-      .then((check) => { this.policies = check }, () => {
-        // Unreadable now (the database is down): the next read that finds a version it does not know asks again.
-      })
-      .finally(() => { this.recheck = undefined })
-    await this.recheck
   }
 }

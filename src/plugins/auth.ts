@@ -45,8 +45,6 @@ declare module 'fastify' {
 export const SERVICE_READER: Principal = Object.freeze({
   role: 'authenticated',
   claims: Object.freeze({ role: 'authenticated', sub: 'eva-heartbeat-api' }),
-  // Its own constant, no user's: its reads may go in one message with the claims as literals (db/heartbeat.ts).
-  constantClaims: true,
   subject: 'eva-heartbeat-api',
   owner: 'sub:eva-heartbeat-api'
 })

@@ -1,9 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
-import type { HeartbeatRow } from '../domain/heartbeat.js'
-import { deriveLiveness, livenessHttpStatus, withDemoLabel, type GraceSettings, type HeartbeatReading, type Liveness, type Verdict } from '../domain/liveness.js'
-import { entityTag, heartbeatJson, noneMatch, type HeartbeatJson } from '../domain/representation.js'
+import { deriveLiveness, livenessHttpStatus, withDemoLabel, type GraceSettings, type HeartbeatReading, type Verdict } from '../domain/liveness.js'
+import { entityTag, heartbeatJson, noneMatch } from '../domain/representation.js'
 import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../errors.js'
 import { unauthorized } from '../auth/jwt.js'
 import { SERVICE_READER } from '../plugins/auth.js'
@@ -37,43 +36,10 @@ async function refuseLooseGrace (request: FastifyRequest): Promise<void> {
   }
 }
 
-interface Shown { heartbeat: HeartbeatJson, lastModified: string, tags: Map<string, string> }
-
-/**
- * The row as JSON and its entity tags, made once per row object: concurrent requests share one read (see
- * HeartbeatStore), so they share its row too, and need not each serialize and hash it again. Rows are never mutated.
- */
-const shownRows = new WeakMap<HeartbeatRow, Shown>()
-
-function show (row: HeartbeatRow, liveness: Liveness): { heartbeat: HeartbeatJson, lastModified: string, etag: string } {
-  let shown = shownRows.get(row)
-  if (shown === undefined) {
-    shown = { heartbeat: heartbeatJson(row), lastModified: row.updated_at.toUTCString(), tags: new Map() }
-    shownRows.set(row, shown)
-  }
-  const verdict = `${liveness.state}/${liveness.status}`
-  let etag = shown.tags.get(verdict)
-  if (etag === undefined) {
-    etag = entityTag(shown.heartbeat, liveness)
-    shown.tags.set(verdict, etag)
-  }
-  return { heartbeat: shown.heartbeat, lastModified: shown.lastModified, etag }
-}
-
 const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async (app, options) => {
   const graceFor = (grace: number | undefined): GraceSettings =>
     grace === undefined ? options.grace : { ...options.grace, overrideSeconds: grace }
-  /**
-   * Liveness at the configured grace, derived once per reading: concurrent requests share one reading (see
-   * HeartbeatStore), and the verdict is a pure function of the reading and the grace. ?grace= derives its own.
-   */
-  const verdicts = new WeakMap<HeartbeatReading, Verdict>()
-  const livenessVerdict = (reading: HeartbeatReading, grace: number | undefined): Verdict => {
-    if (grace !== undefined) return deriveLiveness(reading, graceFor(grace))
-    let verdict = verdicts.get(reading)
-    if (verdict === undefined) verdicts.set(reading, verdict = deriveLiveness(reading, options.grace))
-    return verdict
-  }
+  const livenessVerdict = (reading: HeartbeatReading, grace: number | undefined): Verdict => deriveLiveness(reading, graceFor(grace))
 
   app.get('/heartbeat', {
     schema: {
@@ -102,8 +68,9 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
     if (!reading.reachable) throw databaseUnavailable()
     if (reading.row === null) throw heartbeatNotFound()
     const { liveness } = livenessVerdict(reading, request.query.grace)
-    const { heartbeat, lastModified, etag } = show(reading.row, liveness)
-    void reply.headers({ etag, 'last-modified': lastModified, 'cache-control': 'no-cache' })
+    const heartbeat = heartbeatJson(reading.row)
+    const etag = entityTag(heartbeat, liveness)
+    void reply.headers({ etag, 'last-modified': reading.row.updated_at.toUTCString(), 'cache-control': 'no-cache' })
     if (noneMatch(request.headers['if-none-match'], etag)) return await reply.code(304).send()
     return { heartbeat, liveness: withDemoLabel(liveness, options.demoData ?? false) }
   })

@@ -1,13 +1,11 @@
 // The postgres.js behaviours that patches/postgres+3.4.9.patch fixes, each on its own against a real server, so that
 // an upgrade of the driver shows which of them its release fixed (the test passes without the hunk) and which not.
-// The API's pool uses sql.begin for all but the read (src/db/transaction.ts); what it does with these is tested in
+// The API's pool sends everything through sql.begin (src/db/transaction.ts); what it does with these is tested in
 // test/faults/.
 import net from 'node:net'
 import postgres, { type Sql, type TransactionSql } from 'postgres'
 import t from 'tap'
-import { readHeartbeat } from '../../src/db/heartbeat.js'
 import { startTestDatabase } from '../helpers/database.js'
-import { holdTableLock } from '../helpers/faults.js'
 import { delay, eventually } from '../helpers/wait.js'
 
 const db = await startTestDatabase()
@@ -123,33 +121,3 @@ t.test('a statement sent right after a connection reset (between the socket erro
   reserved.release()
 })
 
-// Not a patch: the read (src/db/heartbeat.ts) is one message sent outside sql.begin, with ALONE's onexecute hook so
-// that postgres.js never pipelines another statement onto its connection (a transaction pooler could hand that one's
-// answer to another client). Without the hook (the control) the driver does pipeline: the test can tell them apart.
-t.test('the read is never pipelined: on a busy pool of one, the next statement is not sent until the read is answered', async (t) => {
-  for (const alone of [true, false]) {
-    const sent: string[] = []
-    const sql = postgres(db.apiUrl, {
-      max: 1, fetch_types: false, onnotice: () => {}, connection: { application_name: 'driver-test' },
-      debug: (_connection, query) => { sent.push(query) }
-    })
-    t.teardown(async () => { await sql.end({ timeout: 1 }) })
-    await sql`select 1` // connected: the pool's one connection is open
-    sent.length = 0
-    const lock = await holdTableLock(db.admin)
-    t.teardown(lock.release)
-    const reading = alone
-      ? readHeartbeat(sql, { role: 'authenticated', claims: { role: 'authenticated' }, constantClaims: true })
-      : sql.unsafe('select pg_sleep(1)').execute() // busy for a second, as the read is behind the lock
-    await eventually(() => sent.length === 1, 5000, 'the first statement is sent')
-    const next = sql.begin(async (tx) => await tx`select 2 as two`)
-    await delay(300)
-    t.equal(sent.length, alone ? 1 : 2, alone
-      ? 'while the read waits on the lock, the transaction behind it is not sent'
-      : 'control: a plain statement outside sql.begin gets the next one pipelined behind it')
-    await lock.release()
-    await reading
-    t.same([...await next], [{ two: 2 }], 'then the next one runs')
-    await sql.end({ timeout: 1 })
-  }
-})

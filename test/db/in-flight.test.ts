@@ -1,92 +1,79 @@
-// Coalescing as a pure mechanism: who shares a read, and when a new one starts.
+// Sharing as a pure mechanism: a caller shares only a read that starts after it arrived; at most one read runs and
+// one waits per key.
 import t from 'tap'
-import { InFlight } from '../../src/db/in-flight.js'
+import { NextRead } from '../../src/db/in-flight.js'
 
-/** Work that finishes when the test says so, counting how often it was started. */
+/** Work that finishes when the test says so, in the order it was started. */
 function controlled<V> (): { work: () => Promise<V>, started: () => number, finish: (value: V) => void, fail: (error: Error) => void } {
-  let count = 0
-  let settle: { resolve: (value: V) => void, reject: (error: Error) => void } | undefined
+  const settles: Array<{ resolve: (value: V) => void, reject: (error: Error) => void }> = []
+  let done = 0
   return {
-    work: async () => {
-      count += 1
-      return await new Promise<V>((resolve, reject) => { settle = { resolve, reject } })
-    },
-    started: () => count,
-    finish: (value) => settle?.resolve(value),
-    fail: (error) => settle?.reject(error)
+    work: async () => await new Promise<V>((resolve, reject) => { settles.push({ resolve, reject }) }),
+    started: () => settles.length,
+    finish: (value) => settles[done++]?.resolve(value),
+    fail: (error) => settles[done++]?.reject(error)
   }
 }
 
-t.test('callers of one key that arrive while its work runs share it', async (t) => {
-  const reads = new InFlight<string, number>()
+const turn = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
+
+t.test('callers of one turn share one read, started on the next turn', async (t) => {
+  const reads = new NextRead<number>()
   const work = controlled<number>()
-  const first = reads.run('authenticated', work.work)
-  const second = reads.run('authenticated', work.work)
-  const third = reads.run('authenticated', work.work)
-  t.equal(work.started(), 1, 'one piece of work for three callers')
-  t.equal(reads.size, 1)
+  const answers = Promise.all([1, 2, 3].map(async () => await reads.run('k', work.work)))
+  t.equal(work.started(), 0, 'not started in the callers\' turn')
+  await turn()
+  t.equal(work.started(), 1, 'one read for three callers')
   work.finish(42)
-  t.same(await Promise.all([first, second, third]), [42, 42, 42])
-  t.equal(reads.size, 0, 'nothing stays in flight once it settled')
+  t.same(await answers, [42, 42, 42])
+  t.equal(reads.size, 0, 'nothing kept once it settled')
 })
 
-t.test('a caller that arrives after the work settled starts new work: nothing older than one in-flight run', async (t) => {
-  const reads = new InFlight<string, number>()
-  const before = controlled<number>()
-  const firstRun = reads.run('authenticated', before.work)
-  before.finish(1)
-  t.equal(await firstRun, 1)
-  const after = controlled<number>()
-  const secondRun = reads.run('authenticated', after.work)
-  t.equal(after.started(), 1, 'a new run, not the finished one')
-  after.finish(2)
-  t.equal(await secondRun, 2)
+t.test('a caller arriving while a read runs waits for the next read, never the running one', async (t) => {
+  const reads = new NextRead<string>()
+  const work = controlled<string>()
+  const early = reads.run('k', work.work)
+  await turn()
+  t.equal(work.started(), 1)
+  const late = [reads.run('k', work.work), reads.run('k', work.work)]
+  await turn()
+  t.equal(work.started(), 1, 'no second read while one runs')
+  work.finish('before')
+  t.equal(await early, 'before')
+  await turn()
+  t.equal(work.started(), 2, 'the next read starts once the running one settled')
+  const later = reads.run('k', work.work)
+  work.finish('after')
+  t.same(await Promise.all(late), ['after', 'after'], 'the late callers share the read that started after them')
+  await turn()
+  t.equal(work.started(), 3, 'and one arriving while that ran got a read of its own')
+  work.finish('latest')
+  t.equal(await later, 'latest')
 })
 
 t.test('different keys never share', async (t) => {
-  const reads = new InFlight<string, string>()
-  const a = controlled<string>()
-  const b = controlled<string>()
-  const forA = reads.run('authenticated', a.work)
-  const forB = reads.run('service_role', b.work)
-  t.equal(a.started() + b.started(), 2)
-  b.finish('service_role sees the row')
-  a.finish('authenticated does not')
-  t.equal(await forA, 'authenticated does not')
-  t.equal(await forB, 'service_role sees the row')
+  const reads = new NextRead<string>()
+  const work = controlled<string>()
+  const a = reads.run('authenticated\n{"sub":"a"}', work.work)
+  const b = reads.run('authenticated\n{"sub":"b"}', work.work)
+  await turn()
+  t.equal(work.started(), 2)
+  work.finish('a')
+  work.finish('b')
+  t.same(await Promise.all([a, b]), ['a', 'b'])
 })
 
-t.test('a failure reaches every caller that shared the work, and the next caller starts afresh', async (t) => {
-  const reads = new InFlight<string, number>()
-  const failing = controlled<number>()
-  const one = reads.run('authenticated', failing.work)
-  const two = reads.run('authenticated', failing.work)
-  failing.fail(new Error('connection refused'))
+t.test('a failure reaches the callers of that read only; the waiting read still runs', async (t) => {
+  const reads = new NextRead<number>()
+  const work = controlled<number>()
+  const one = reads.run('k', work.work)
+  await turn()
+  const two = reads.run('k', work.work)
+  work.fail(new Error('connection refused'))
   await t.rejects(one, /connection refused/)
-  await t.rejects(two, /connection refused/)
-  const next = controlled<number>()
-  const three = reads.run('authenticated', next.work)
-  t.equal(next.started(), 1)
-  next.finish(3)
-  t.equal(await three, 3)
-})
-
-t.test('forget(): callers after it start new work, those before it still get the old', async (t) => {
-  const reads = new InFlight<string, string>()
-  const old = controlled<string>()
-  const early = reads.run('authenticated', old.work)
-  reads.forget()
-  const fresh = controlled<string>()
-  const late = reads.run('authenticated', fresh.work)
-  t.equal(fresh.started(), 1, 'the caller after forget() did not join the old work')
-  old.finish('before the write')
-  t.equal(await early, 'before the write')
-  // The old work settling must not evict the new one: the next caller still joins it.
-  t.equal(reads.size, 1)
-  const other = controlled<string>()
-  const joined = reads.run('authenticated', other.work)
-  t.equal(other.started(), 0)
-  fresh.finish('after the write')
-  t.equal(await late, 'after the write')
-  t.equal(await joined, 'after the write')
+  await turn()
+  t.equal(work.started(), 2)
+  work.finish(2)
+  t.equal(await two, 2)
+  t.equal(reads.size, 0)
 })

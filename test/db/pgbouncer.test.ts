@@ -109,14 +109,17 @@ t.test('through PgBouncer in transaction mode, DB_PREPARE=false', needs(PGBOUNCE
     t.notOk(statuses.includes(500), `never 500 (${statuses.join(' ')})`)
   })
 
-  t.test('under load, the row rewritten: every answer whole and its own, nothing left idle in transaction', async (t) => {
+  t.test('under load, the row rewritten: every answer whole, its own and no older than its request, nothing left idle in transaction', async (t) => {
     let writing = true
     let n = 0
+    /** The last write committed (docs/design.md: every answer has at least it, if it was committed before the request). */
+    let committed = 0
     const writer = (async () => {
       while (writing) {
         n++
         await db.admin`update public.eva_scheduler_heartbeat set instance_id = ${`scheduler-${n}`}, poll_count = ${n},
           metadata = ${db.admin.json({ n })}, updated_at = now() where id = 1`
+        committed = n
         await new Promise((resolve) => setTimeout(resolve, 5))
       }
     })()
@@ -124,18 +127,21 @@ t.test('through PgBouncer in transaction mode, DB_PREPARE=false', needs(PGBOUNCE
       'metrics', 'heartbeat-authenticated', 'heartbeat-service', 'liveness', 'patch'] as const
     const requests = Array.from({ length: 300 }, (_, i) => kinds[i % kinds.length] ?? 'liveness')
     const answers = await Promise.all(requests.map(async (kind) => {
+      // Spread over a few hundred milliseconds, so that requests arrive while reads are in flight.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 400))
+      const floor = committed
       switch (kind) {
-        case 'heartbeat-authenticated': return { kind, res: await get('/heartbeat', reader) }
-        case 'heartbeat-service': return { kind, res: await get('/heartbeat', service) }
-        case 'liveness': return { kind, res: await get('/heartbeat/liveness') }
-        case 'metrics': return { kind, res: await get('/metrics', service) }
-        case 'patch': return { kind, res: await patch({ circuit_breaker_state: 'CLOSED' }) }
+        case 'heartbeat-authenticated': return { kind, floor, res: await get('/heartbeat', reader) }
+        case 'heartbeat-service': return { kind, floor, res: await get('/heartbeat', service) }
+        case 'liveness': return { kind, floor, res: await get('/heartbeat/liveness') }
+        case 'metrics': return { kind, floor, res: await get('/metrics', service) }
+        case 'patch': return { kind, floor, res: await patch({ circuit_breaker_state: 'CLOSED' }) }
       }
     }))
     writing = false
     await writer
     const wrong: string[] = []
-    for (const { kind, res } of answers) {
+    for (const { kind, res, floor } of answers) {
       if (res.statusCode !== 200) { wrong.push(`${kind}: ${res.statusCode} ${res.body}`); continue }
       if (kind === 'liveness') {
         const body = res.json<{ state: string, checked_at: string }>()
@@ -147,9 +153,10 @@ t.test('through PgBouncer in transaction mode, DB_PREPARE=false', needs(PGBOUNCE
         const keys = Object.keys(heartbeat).sort()
         const consistent = heartbeat.poll_count === 7 || (heartbeat.instance_id === `scheduler-${heartbeat.poll_count}` && heartbeat.metadata.n === heartbeat.poll_count)
         if (JSON.stringify(keys) !== JSON.stringify(COLUMNS) || !consistent) wrong.push(`${kind}: ${res.body}`)
+        else if (heartbeat.poll_count < floor) wrong.push(`${kind}: write ${heartbeat.poll_count}, but ${floor} was committed before the request`)
       }
     }
-    t.same(wrong, [], `${answers.length} answers, ${n} rewrites of the row: every one whole, of its kind, from one version of the row`)
+    t.same(wrong, [], `${answers.length} answers, ${n} rewrites of the row: every one whole, of its kind, from one version of the row, none older than its request`)
     t.equal(await idleInTransaction(), 0, 'no session idle in transaction on the server afterwards')
     await assertCleanLog(t)
   })

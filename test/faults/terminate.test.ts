@@ -8,7 +8,7 @@ import { eventually, LOADED_MARGIN_MS } from '../helpers/wait.js'
 
 // Long enough that the kill, not the timeout, ends the statements that wait on the lock.
 const STATEMENT_TIMEOUT_MS = 4000
-const POOL_MAX = 3
+const POOL_MAX = 4
 // Only tells an answer from a hang: every request here answers while the lock is still held.
 const BOUND_MS = STATEMENT_TIMEOUT_MS + LOADED_MARGIN_MS
 
@@ -32,17 +32,13 @@ const patch = async (body: Record<string, unknown>): Promise<LightMyRequestRespo
   method: 'PATCH', url: '/heartbeat', headers: { ...service, 'content-type': 'application/json' }, payload: JSON.stringify(body)
 })
 
-// Each test starts with the policies compared (a comparison still in flight would take one of the three connections
-// and wait on the lock too, and until one has finished the liveness read is not shared with the GET: four backends
-// for a pool of three, and the PATCH, left waiting for a connection, would not be among those killed).
 t.beforeEach(async () => {
   await writeRow(db.admin, { lastPollAgo: 1, nextPollIn: 300 })
-  await app.store.checkPolicies()
 })
 
 /**
- * A GET, a liveness, a GET as service_role and a PATCH, sent together. Readers of one role share one read (see
- * HeartbeatStore), so the GET and the liveness wait on one backend: three of the API's backends in all, the pool.
+ * A GET, a liveness, a GET as service_role and a PATCH, sent together. Each has its own role or claims, so each has
+ * its own read (see HeartbeatStore): four of the API's backends in all, the pool.
  */
 function sendFour (): [Promise<Timed>, Promise<Timed>, Promise<Timed>, Promise<Timed>] {
   return [timed(getHeartbeat), timed(getLiveness), timed(getAsService), timed(async () => await patch({ paused_reason: 'never written' }))]
@@ -54,10 +50,10 @@ t.test('backends killed while their statements wait on a lock: 503, never 500; t
   t.teardown(lock.release)
 
   const inFlight = sendFour()
-  await eventually(async () => await waitingOnLocks(db.admin) === POOL_MAX, 5000, 'three backends wait on the lock')
+  await eventually(async () => await waitingOnLocks(db.admin) === POOL_MAX, 5000, 'every backend of the pool waits on the lock')
   const killed = (await apiBackends(db.admin)).map((b) => b.pid)
   const killedAt = performance.now()
-  t.equal(await terminateApiBackends(db.admin), POOL_MAX, 'three backends terminated')
+  t.equal(await terminateApiBackends(db.admin), POOL_MAX, 'every backend of the pool terminated')
   const [read, live, serviceRead, write] = await Promise.all(inFlight)
   const all = [read, live, serviceRead, write]
   t.comment(`answers after the kill (GET, liveness, GET as service_role, PATCH): ${all.map((a) => a.res.statusCode).join(', ')}; ` +
@@ -85,7 +81,7 @@ t.test('backends killed while waiting, the lock released at once: reads are serv
   t.teardown(lock.release)
 
   const inFlight = sendFour()
-  await eventually(async () => await waitingOnLocks(db.admin) === POOL_MAX, 5000, 'three backends wait on the lock')
+  await eventually(async () => await waitingOnLocks(db.admin) === POOL_MAX, 5000, 'every backend of the pool waits on the lock')
   t.equal(await terminateApiBackends(db.admin), POOL_MAX)
   await lock.release()
   const [read, live, serviceRead, write] = await Promise.all(inFlight)
@@ -106,9 +102,9 @@ for (const wait of [true, false]) {
     const rounds = 20
     const statuses: number[] = []
     for (let round = 0; round < rounds; round++) {
-      // Fill the pool (two roles' reads and a write at once: three connections), let it go idle, kill every idle
+      // Fill the pool (three readers' reads and a write at once: four connections), let it go idle, kill every idle
       // connection, then ask.
-      const warm = await Promise.all([getHeartbeat(), getAsService(), patch({ paused_reason: null })])
+      const warm = await Promise.all([getHeartbeat(), getLiveness(), getAsService(), patch({ paused_reason: null })])
       t.same(warm.map((r) => r.statusCode), warm.map(() => 200))
       await eventually(async () => (await apiBackends(db.admin)).every((b) => b.state === 'idle'), 5000, 'idle')
       const terminated = await terminateApiBackends(db.admin, { states: ['idle'], wait })
@@ -127,7 +123,7 @@ t.test('the server stopped while requests wait on a lock: 503 in the bound, neve
   const lock = await holdTableLock(db.admin)
   t.teardown(lock.release)
   const inFlight = sendFour()
-  await eventually(async () => await waitingOnLocks(db.admin) === POOL_MAX, 5000, 'three backends wait on the lock')
+  await eventually(async () => await waitingOnLocks(db.admin) === POOL_MAX, 5000, 'every backend of the pool waits on the lock')
   const port = db.server.port
   const stoppedAt = performance.now()
   await db.server.stop()
