@@ -1,6 +1,6 @@
 // The ops CLI's commands. `runCli` takes the arguments and environment and writes through `io`, so it runs the
 // same under the `eva-heartbeat` bin and in tests; it talks to the HTTP API only, never to the database.
-import { readFile } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import type { BreakerState } from '../domain/heartbeat.js'
 import { breakerBody, pauseBody, RESUME_BODY, type HeartbeatPatch } from '../domain/patch.js'
@@ -106,6 +106,25 @@ function checkedCredential (value: string | undefined, from: string): string | u
   return value
 }
 
+const CREDENTIAL_FILE_MAX = 64 * 1024
+
+/** At most `max` + 1 bytes of a file (a FIFO from `<(…)` included): /dev/zero or a huge file cannot fill memory. */
+async function readBounded (file: string, max: number): Promise<string> {
+  const handle = await open(file, 'r')
+  try {
+    const buffer = Buffer.alloc(max + 1)
+    let length = 0
+    while (length < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null)
+      if (bytesRead === 0) break
+      length += bytesRead
+    }
+    return buffer.subarray(0, length).toString('utf8')
+  } finally {
+    await handle.close()
+  }
+}
+
 /**
  * A credential file as a secret manager or `umask 077; … > file` writes it: the whole file, less one final newline.
  * Every failure names the file and never shows its contents.
@@ -113,12 +132,13 @@ function checkedCredential (value: string | undefined, from: string): string | u
 export async function readCredentialFile (option: string, file: string): Promise<string> {
   let text: string
   try {
-    text = await readFile(file, 'utf8')
+    text = await readBounded(file, CREDENTIAL_FILE_MAX)
   } catch (error) {
     const code = (error as { code?: unknown }).code
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'EISDIR' ? 'a directory' : `cannot be read (${String(code ?? error)})`
     throw usage(`${option} ${JSON.stringify(file)}: ${why}`)
   }
+  if (text.length > CREDENTIAL_FILE_MAX) throw usage(`${option} ${JSON.stringify(file)} is larger than ${CREDENTIAL_FILE_MAX / 1024} KiB: not a token or key`)
   const value = text.replace(/\r?\n$/, '')
   if (value === '') throw usage(`${option} ${JSON.stringify(file)} is empty`)
   return value

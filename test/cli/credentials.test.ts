@@ -88,7 +88,8 @@ t.test('a file that is missing, unreadable, empty or not one line: a usage error
     ['--token-file', await file('empty', ''), / is empty/],
     ['--api-key-file', await file('newline', '\n'), / is empty/],
     ['--api-key-file', await file('two-lines', `${KEY}\nsb_secret_SecondLineOfTheFile0123\n`), / holds a character a header cannot carry/],
-    ['--token-file', await file('spaced', ` ${TOKEN} \n`), / holds a character a header cannot carry/]
+    ['--token-file', await file('spaced', ` ${TOKEN} \n`), / holds a character a header cannot carry/],
+    ['--token-file', '/dev/zero', / is larger than 64 KiB: not a token or key/]
   ]
   for (const [option, where, why] of cases) {
     const name = `${option} ${path.basename(where)}`
