@@ -15,10 +15,14 @@ function tempDir (t: Teardown, prefix: string): string {
   return dir
 }
 
-/** nginx in the foreground, one process, forwarding to `upstream` and appending the peer to X-Forwarded-For. */
-export async function startNginx (t: Teardown, nginx: string, upstream: string): Promise<string> {
+/**
+ * nginx in the foreground, one process, forwarding to `upstream` and appending the peer to X-Forwarded-For. `cache`:
+ * a shared cache too (it keeps what Cache-Control and Vary let it), its X-Cache-Status saying HIT when it answered.
+ */
+export async function startNginx (t: Teardown, nginx: string, upstream: string, options: { cache?: boolean } = {}): Promise<string> {
   const dir = tempDir(t, 'eva-nginx-')
-  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(path.join(dir, sub))
+  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'cache']) mkdirSync(path.join(dir, sub))
+  const cache = options.cache === true
   const { base } = await startDaemon(t, nginx, (port) => {
     writeFileSync(path.join(dir, 'nginx.conf'), `
 daemon off;
@@ -34,12 +38,13 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
+  ${cache ? `proxy_cache_path ${dir}/cache keys_zone=shared:1m;` : ''}
   server {
     listen 127.0.0.1:${port};
     location / {
       proxy_pass ${upstream};
       proxy_http_version 1.1;
-      proxy_buffering off;
+      ${cache ? 'proxy_cache shared; add_header X-Cache-Status $upstream_cache_status always;' : 'proxy_buffering off;'}
       proxy_set_header Host $host;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     }

@@ -1,65 +1,22 @@
 // A real shared cache (nginx proxy_cache, which follows Cache-Control and Vary) in front of the app with
 // LIVENESS_PUBLIC=false: what one token holder was served is never handed to a caller without a token. With
 // LIVENESS_PUBLIC=true the badges stay cacheable by such a cache, as image proxies need.
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import t from 'tap'
 import { bearer, TEST_SECRET, writeRow } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'
 import { startAppWith } from '../helpers/jwks.js'
-import { findTool, needs, startDaemon } from '../helpers/tools.js'
+import { startNginx } from '../helpers/proxy.js'
+import { findSbin, needs } from '../helpers/tools.js'
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
-const nginx = findTool('nginx') ?? ['/usr/sbin/nginx', '/sbin/nginx'].find((file) => {
-  try {
-    accessSync(file, constants.X_OK)
-    return true
-  } catch {
-    return false
-  }
-})
+const nginx = findSbin('nginx')
 
 const db = await startTestDatabase()
 t.teardown(db.close)
 await writeRow(db.admin, { lastPollAgo: 1, nextPollIn: 3600 })
 
-/** nginx caching what the upstream lets a shared cache keep; X-Cache-Status says HIT when it answered from its cache. */
-async function cachingProxy (t: Tap, upstream: string): Promise<string> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'eva-cache-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-  for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi', 'cache']) mkdirSync(path.join(dir, sub))
-  const { base } = await startDaemon(t, nginx!, (port) => {
-    writeFileSync(path.join(dir, 'nginx.conf'), `
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  proxy_cache_path ${dir}/cache keys_zone=shared:1m;
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass ${upstream};
-      proxy_cache shared;
-      add_header X-Cache-Status $upstream_cache_status always;
-    }
-  }
-}
-`)
-    return ['-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')]
-  }, '/livez')
-  return base
-}
+const cachingProxy = async (t: Tap, upstream: string): Promise<string> => await startNginx(t, nginx!, upstream, { cache: true })
 
 const URLS = ['/heartbeat/badge.svg', '/heartbeat/shields.json', '/status']
 
