@@ -35,7 +35,7 @@ const variants: Record<string, Edit[]> = {
 /** @fastify/helmet registered per request (same options), in place of the precomputed headers. */
 const helmetPerRequest: Edit = {
   file: 'plugins/security-headers.ts',
-  from: /  const headers = helmetHeaders\(\)\n  app\.addHook\('onRequest'[\s\S]*?\n  \}\)\n/,
+  from: / {2}const headers = helmetHeaders\(\)\n {2}app\.addHook\('onRequest'[\s\S]*?\n {2}\}\)\n/,
   to: "  await app.register((await import('@fastify/helmet')).default, HELMET_OPTIONS as never)\n"
 }
 /** prom-client's own Counter and Histogram, observed on every request, in place of RequestMetrics. */

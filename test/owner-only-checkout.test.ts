@@ -24,7 +24,7 @@ t.test('from a checkout inside a mode-700 directory, as root: liveness 200, and 
     else await symlink(from, to)
   }
   const dataDir = path.join(app, '.data', 'pg')
-  let staged: string | undefined
+  let staged: string | undefined // eslint-disable-line prefer-const -- set below, read by the teardown
   t.teardown(async () => {
     if (staged !== undefined) await rm(staged, { recursive: true, force: true })
     await rm(closed, { recursive: true, force: true })

@@ -59,7 +59,7 @@ export class UnreachableError extends Error {
   constructor (what: string, blocker: { dir: string, mode: string }, reason: string) {
     super(`the ${SUPERUSER} OS user, which runs the server for root, cannot enter ${blocker.dir} (mode ${blocker.mode}) ` +
       `to reach ${what}, ${reason}; fix: clone (or set DATA_DIR) under a directory it can enter, such as /srv or ` +
-      `/opt, or run as a user other than root, or set DATABASE_URL`)
+      '/opt, or run as a user other than root, or set DATABASE_URL')
     this.name = 'UnreachableError'
   }
 }

@@ -44,7 +44,7 @@ export type NormalisedPatch =
 
 // A lone UTF-16 surrogate (valid in a JSON string escape, not in UTF-8) would be stored as U+FFFD, and U+0000 is
 // refused by PostgreSQL's text type: either way the row would not hold what was sent.
-const UNSTORABLE = /[\u0000\p{Cs}]/u
+const UNSTORABLE = /[\u0000\p{Cs}]/u // eslint-disable-line no-control-regex
 
 /** Characters as people count them (code points), not UTF-16 units: an emoji is one. */
 const charCount = (text: string): number => [...text].length

@@ -120,7 +120,7 @@ export default fp<EventsPluginOptions>(async (app, options) => {
   })
 
   // Registered in the app's registry by its constructor; nothing else needs a handle on it.
-  new Gauge({
+  new Gauge({ // eslint-disable-line no-new
     name: 'eva_heartbeat_api_event_stream_clients',
     help: 'Clients connected to /heartbeat/events',
     registers: [app.metrics.registry],

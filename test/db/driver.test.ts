@@ -120,4 +120,3 @@ t.test('a statement sent right after a connection reset (between the socket erro
   t.equal(await late, 'rejected CONNECTION_CLOSED', 'the statement sent before the close fails with the close')
   reserved.release()
 })
-

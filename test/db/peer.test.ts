@@ -58,7 +58,6 @@ async function foreignListener (t: Tap, port: number): Promise<() => Promise<str
   return async () => await readFile(out, 'latin1')
 }
 
-
 t.test('a listener of another user on the port: no password is sent, the query fails', { skip: process.getuid?.() !== 0 && 'only root can run a listener as another user' }, async (t) => {
   const port = await freePort()
   const got = await foreignListener(t, port)

@@ -45,7 +45,8 @@ function schemaErrors (doc: Manifest): string | undefined {
   const kind = KINDS[`${doc.apiVersion} ${doc.kind}` as keyof typeof KINDS]
   if (kind === undefined) return `no schema for ${doc.apiVersion} ${doc.kind}`
   try {
-    new kind.model(doc as never).validate()
+    const Model = kind.model
+    new Model(doc as never).validate()
     return undefined
   } catch (error) {
     return (error as Error).message
@@ -176,7 +177,6 @@ function trustedList (t: Tap, value: unknown, where: string): string[] {
   t.ok(Array.isArray(parsed), `${where}: TRUST_PROXY is a list of proxy addresses (got ${JSON.stringify(value)})`)
   return Array.isArray(parsed) ? [...parsed as string[]] : []
 }
-
 
 interface ComposeService { environment?: Record<string, string>, ports?: string[], networks?: Record<string, { ipv4_address?: string }> }
 const composeFleet = async (): Promise<{ services: Record<string, ComposeService>, networks: { default: { ipam: { config: Array<{ subnet: string }> } } } }> =>

@@ -82,7 +82,6 @@ t.test('a crash under load: one replica SIGKILLed, no GET or HEAD fails', async 
     `HAProxy retried ${after.retries - before.retries} and redispatched ${after.redispatches - before.redispatches}; marked DOWN after ${detectMs.toFixed(0)} ms`)
   t.equal(load.failures.length, 0, `no request failed: ${load.describeFailures()}`)
   t.ok(afterKill > 20, `the load went on after the kill (${afterKill} requests)`)
-
 })
 
 t.test('a rolling restart under load: each replica drained, SIGTERMed and started again; no request fails', async (t) => {
@@ -232,7 +231,6 @@ t.test('event streams across replicas: a client that loses its replica resumes o
   t.equal(`"${received.at(-1)!.id}"`, await etagOf(third.base), 'the last id is the current ETag on the replica now serving')
   figure(`event stream: replicas ${first.name} → ${second.name} → ${third.name}; ${opens()} connections; ${received.length} events ` +
     `(${received.map((r) => r.state).join(', ')}); the first resumption delivered the missed write ${resumedMs.toFixed(0)} ms after the kill (retry: 3000)`)
-
 })
 
 t.test('PATCH across replicas: two ops scripts on different replicas with one If-Match, exactly one wins', async (t) => {

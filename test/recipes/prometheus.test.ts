@@ -114,6 +114,7 @@ t.test('deploy/grafana/eva-heartbeat.json: the panels the monitoring page promis
     t.ok(x >= 0 && w > 0 && x + w <= 24 && h > 0, `${panel.title} fits the 24 columns`)
     for (let i = x; i < x + w; i++) for (let j = y; j < y + h; j++) cells.add(`${i},${j}`)
     t.ok(panel.targets.length > 0, `${panel.title} has a query`)
+    // eslint-disable-next-line no-template-curly-in-string -- Grafana's variable, not a template
     t.same([panel.datasource.uid, ...panel.targets.map((target) => target.datasource.uid)].filter((uid) => uid !== '${datasource}'), [], `${panel.title} uses the chosen data source`)
   }
   t.equal(cells.size, dashboard.panels.reduce((sum, { gridPos: { w, h } }) => sum + w * h, 0), 'no two panels overlap')

@@ -4,7 +4,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import type http from 'node:http'
 import net from 'node:net'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { LightMyRequestResponse } from 'fastify'
 import t from 'tap'
 import { ApiKeySet, parseServiceApiKeys, type Compare } from '../../src/auth/api-keys.js'
 import { startTestDatabase } from '../helpers/database.js'

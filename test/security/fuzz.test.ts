@@ -15,7 +15,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
 import { assertHeartbeatAnswer, assertLivenessAnswer, assertProblem, fromInject, rowAsShown, type Answer } from '../helpers/answers.js'
-import { bearer, rowText, startTestApp, token, writeRow, type RowShape } from '../helpers/app.js'
+import { bearer, rowText, startTestApp, writeRow, type RowShape } from '../helpers/app.js'
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20260406)
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1500)
