@@ -106,19 +106,18 @@ t.test('a file that is missing, unreadable, empty or not one line: a usage error
 t.test('a file this user may not read: a usage error naming it', async (t) => {
   const secret = await file('root-only', `${KEY}\n`)
   let result: Run
+  await chmod(secret, 0o000)
   if (process.getuid?.() === 0) {
-    // Root reads any file: run the CLI as another user, as the file's permissions mean it (without tap's coverage
-    // hooks, which would write into this checkout as that user).
-    await chmod(dir, 0o755)
+    // Root reads any file: the CLI runs without the capabilities that let it (setpriv, from util-linux), so the
+    // file's mode applies to it as to anyone, wherever the checkout is (another user could not enter a mode-700 one).
     const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
-    const command = `cd ${JSON.stringify(process.cwd())} && exec env -u NODE_OPTIONS ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(cli)} status --api-key-file ${JSON.stringify(secret)}`
     result = await new Promise((resolve) => {
-      execFile('su', ['nobody', '-s', '/bin/sh', '-c', command], { env: { PATH: process.env.PATH ?? '', EVA_HEARTBEAT_URL: url }, timeout: 60_000 }, (error, stdout, stderr) => {
-        resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
-      })
+      execFile('setpriv', ['--bounding-set', '-dac_override,-dac_read_search', '--', process.execPath, '--import', 'tsx', cli, 'status', '--api-key-file', secret],
+        { env: { PATH: process.env.PATH ?? '', EVA_HEARTBEAT_URL: url }, timeout: 60_000 }, (error, stdout, stderr) => {
+          resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
+        })
     })
   } else {
-    await chmod(secret, 0o000)
     result = await run(['status', '--api-key-file', secret])
   }
   t.equal(result.code, 2, 'exit 2')
