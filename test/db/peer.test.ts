@@ -52,8 +52,9 @@ async function foreignListener (t: Tap, port: number): Promise<() => Promise<str
     }).listen(${port}, '127.0.0.1', () => fs.writeFileSync(${JSON.stringify(out)}, ''))
     setTimeout(() => process.exit(0), 60000)`)
   await chmod(script, 0o644)
-  // Its working directory its own: the checkout may be one it cannot enter (a clone under /root), and node needs one.
-  const child = spawn('su', ['nobody', '-s', '/bin/sh', '-c', `exec ${process.execPath} ${script}`], { stdio: 'ignore', cwd: dir })
+  // A directory of its own and no NODE_OPTIONS (tap adds its coverage hooks to every child's): the checkout may be
+  // one this user cannot enter (a clone under /root).
+  const child = spawn('su', ['nobody', '-s', '/bin/sh', '-c', `exec env -u NODE_OPTIONS ${process.execPath} ${script}`], { stdio: 'ignore', cwd: dir })
   t.teardown(() => { child.kill('SIGKILL') })
   await eventually(async () => await readFile(out, 'utf8').then(() => true, () => false), 15_000, 'the fake listener')
   return async () => await readFile(out, 'latin1')
