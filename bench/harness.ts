@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url'
 import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import postgres, { type Sql } from 'postgres'
 import ts from 'typescript'
-import { embeddedBinDir, LocalPostgres } from '../src/db/local-postgres.js'
-import { grantApiLogin } from '../src/db/embedded.js'
+import { embeddedBinDir, LocalPostgres } from '../src/embedded/local-postgres.js'
+import { grantApiLogin } from '../src/embedded/database.js'
 import { migrate } from '../src/db/migrate.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))

@@ -23,8 +23,8 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Sql } from 'postgres'
-import { freePort } from '../src/db/local-postgres.js'
-import { DemoScheduler } from '../src/demo/scheduler.js'
+import { freePort } from '../src/embedded/local-postgres.js'
+import { DemoScheduler } from '../src/embedded/demo-scheduler.js'
 import {
   buildDist, check, Cleanups, compiledServer, countStatements, cpuMicrosOf, format, log, median, resetStatements, rssOf,
   sampleRss, signingKeys, startChild, startDatabase, stopChild, table, waitFor200, type Child

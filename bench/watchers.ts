@@ -14,8 +14,8 @@ import { spawnSync } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
-import { freePort } from '../src/db/local-postgres.js'
-import { DemoScheduler } from '../src/demo/scheduler.js'
+import { freePort } from '../src/embedded/local-postgres.js'
+import { DemoScheduler } from '../src/embedded/demo-scheduler.js'
 import {
   buildDist, check, Cleanups, countStatements, cpuMicrosOf, format, log, resetStatements, rssOf, sampleRss, signingKeys,
   startChild, startDatabase, stopChild, waitFor200

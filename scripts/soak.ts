@@ -17,9 +17,9 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { SignJWT } from 'jose'
-import { startEmbeddedDatabase } from '../src/db/embedded.js'
-import { freePort } from '../src/db/local-postgres.js'
-import { DemoScheduler } from '../src/demo/scheduler.js'
+import { startEmbeddedDatabase } from '../src/embedded/database.js'
+import { freePort } from '../src/embedded/local-postgres.js'
+import { DemoScheduler } from '../src/embedded/demo-scheduler.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SECRET = 'soak-secret-for-eva-heartbeat-api-0123456789'

@@ -3,8 +3,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { JWKS_DEFAULTS, streamRecheckMs } from './auth/jwks.js'
 import type { AppConfig, TrustProxy } from './config.js'
-import { clientErrorHandler, HTTP_LIMITS, type HttpLimits } from './http-limits.js'
-import { requestLogController, requestSerializer } from './logging.js'
+import { clientErrorHandler, HTTP_LIMITS, type HttpLimits } from './http/limits.js'
+import { requestLogController, requestSerializer } from './http/logging.js'
 import authLimitPlugin from './plugins/auth-limit.js'
 import authPlugin from './plugins/auth.js'
 import closingPlugin from './plugins/closing.js'
@@ -20,15 +20,15 @@ import eventsRoutes from './routes/events.js'
 import heartbeatRoutes from './routes/heartbeat.js'
 import metricsRoutes from './routes/metrics.js'
 import statusRoutes, { ShieldsEndpointSchema } from './routes/status.js'
-import { SHARED_SCHEMAS } from './schemas.js'
-import { validatorsWithExactBodies } from './validation.js'
+import { SHARED_SCHEMAS } from './http/schemas.js'
+import { validatorsWithExactBodies } from './http/validation.js'
 
 export const BODY_LIMIT_BYTES = 16 * 1024
 /** How long an event-stream client waits before reconnecting (the stream's `retry:` field). */
 export const EVENTS_RETRY_MS = 3000
 
 export interface BuildAppOptions {
-  /** Where log lines go instead of stdout: a test reading the audit lines, or the readable format (src/logging.ts). */
+  /** Where log lines go instead of stdout: a test reading the audit lines, or the readable format (src/http/logging.ts). */
   logStream?: { write: (line: string) => void }
   /** Shorter timeouts and failure window for tests (the defaults are HTTP_LIMITS). */
   limits?: Partial<HttpLimits>

@@ -83,9 +83,9 @@ export interface Config {
   grace: { graceSeconds: number, graceFactor: number }
   db: DbSettings
   logLevel: typeof LOG_LEVELS[number]
-  /** false: only 4xx and 5xx answers are logged, one line each (src/logging.ts). */
+  /** false: only 4xx and 5xx answers are logged, one line each (src/http/logging.ts). */
   logRequests: boolean
-  /** Unset: decided by whether standard output is a terminal (src/logging.ts). */
+  /** Unset: decided by whether standard output is a terminal (src/http/logging.ts). */
   logFormat: typeof LOG_FORMATS[number] | undefined
   dataDir: string
   /** The embedded server's port; 0: a free one. */

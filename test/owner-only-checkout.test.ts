@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import postgres from 'postgres'
-import { STAGE_ROOT } from '../src/db/os-user.js'
+import { STAGE_ROOT } from '../src/embedded/os-user.js'
 import { embeddedAdminUrl, ROOT, startServer, type ServerProcess } from './helpers/server-process.js'
 import { delay } from './helpers/wait.js'
 

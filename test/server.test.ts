@@ -7,7 +7,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { freePort } from '../src/db/local-postgres.js'
+import { freePort } from '../src/embedded/local-postgres.js'
 import { bearer, TEST_SECRET, token, writeRow } from './helpers/app.js'
 import { startTestDatabase } from './helpers/database.js'
 import { holdTableLock } from './helpers/faults.js'
@@ -171,7 +171,7 @@ async function eventually<T> (what: string, read: () => Promise<T>, check: (valu
 /** The token command, as a user runs it next to the server. */
 async function cliToken (env: Record<string, string>, role: string): Promise<string> {
   return await new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'token', '--role', role], { cwd: ROOT, env: environment(env) }, (error, stdout, stderr) => {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'token', '--role', role], { cwd: ROOT, env: environment(env) }, (error, stdout, stderr) => {
       if (error !== null) reject(new Error(`${error.message}: ${stderr}`))
       else resolve(stdout)
     })
@@ -182,7 +182,7 @@ t.test('the token command without a secret says how to get one', async (t) => {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'eva-no-secret-'))
   t.teardown(async () => { await rm(dataDir, { recursive: true, force: true }) })
   const result = await new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve) => {
-    const child = execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'token', '--role', 'authenticated'],
+    const child = execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'token', '--role', 'authenticated'],
       { cwd: ROOT, env: environment({ DATA_DIR: dataDir }) }, (_error, stdout, stderr) => { resolve({ code: child.exitCode, stdout, stderr }) })
   })
   t.equal(result.code, 1, 'the CLI\'s exit code for a failure that is not a usage error')

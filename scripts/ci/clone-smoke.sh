@@ -12,7 +12,7 @@ app="$parent/eva-heartbeat-api"
 server=
 cleanup () {
   if [ -n "$server" ]; then kill -TERM -- "-$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
-  # The cluster staged for this clone (see src/db/os-user.ts) goes with it.
+  # The cluster staged for this clone (see src/embedded/os-user.ts) goes with it.
   if [ -L "$app/.data/pg" ]; then rm -rf "$(readlink "$app/.data/pg")"; fi
   rm -rf "$parent"
 }

@@ -2,7 +2,7 @@
 // JWT_SECRET, ES256/RS256 only from JWKS_URL, never `none`, never HS256 against a public key.
 // A token the service cannot check because the signing keys cannot be had is a 503, never a 401: the token may be good.
 import { errors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWTHeaderParameters, type JWTPayload, type RemoteJWKSet } from 'jose'
-import { ProblemError } from '../errors.js'
+import { ProblemError } from '../http/problems.js'
 import { describe, JWKS_DEFAULTS, JwksUnavailableError, remoteKeySet } from './jwks.js'
 
 export const MAX_TOKEN_BYTES = 8 * 1024

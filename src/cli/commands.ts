@@ -276,7 +276,7 @@ async function token (values: Values, env: Env, io: CliIo): Promise<number> {
   const ttl = positiveSeconds('ttl', values.ttl ?? '3600', 3600)
   if (!Number.isInteger(ttl)) throw usage('--ttl must be a whole number of seconds above 0')
   // Loaded here only: the other commands (check runs from cron every minute) start faster without them.
-  const [{ SignJWT }, { loadConfig }, { readDevSecret }] = await Promise.all([import('jose'), import('../config.js'), import('../dev-secret.js')])
+  const [{ SignJWT }, { loadConfig }, { readDevSecret }] = await Promise.all([import('jose'), import('../config.js'), import('../embedded/dev-secret.js')])
   const config = loadConfig(env)
   const secret = config.jwt.secret ?? await readDevSecret(config.dataDir)
   if (secret === undefined) throw new CliError(`no JWT_SECRET and no development secret in ${config.dataDir}: run npm start once first`)

@@ -1,5 +1,5 @@
 import postgres, { type Sql } from 'postgres'
-import { listenerOf } from './peer.js'
+import { listenerOf } from '../embedded/peer.js'
 
 export interface DbSettings {
   poolMax: number

@@ -9,8 +9,8 @@
 import type { FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { bucketsOf, FailureTable } from '../auth/failure-table.js'
-import { ProblemError } from '../errors.js'
-import { problem } from '../schemas.js'
+import { ProblemError } from '../http/problems.js'
+import { problem } from '../http/schemas.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

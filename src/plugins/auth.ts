@@ -9,7 +9,7 @@ import { TokenCache } from '../auth/token-cache.js'
 import type { DbIdentity } from '../db/heartbeat.js'
 import type { StreamEnd } from '../domain/events.js'
 import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain/policies.js'
-import { ProblemError } from '../errors.js'
+import { ProblemError } from '../http/problems.js'
 import type { StreamLease } from '../events/hub.js'
 
 export interface Principal extends DbIdentity {

@@ -2,7 +2,7 @@
 // the close began) is answered as every other 503 is: problem+json with Retry-After, and the connection closed.
 // Fastify's own return503OnClosing answers `application/json {"error": …}` without Retry-After, so it is off (app.ts).
 import fp from 'fastify-plugin'
-import { ProblemError } from '../errors.js'
+import { ProblemError } from '../http/problems.js'
 
 /** Seconds a client should wait: the restarted (or another) instance is normally up by then. */
 const RETRY_AFTER_SECONDS = '5'

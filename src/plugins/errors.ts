@@ -4,7 +4,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isDatabaseReadOnly, isDatabaseUnavailable } from '../db/errors.js'
 import { whyNotWritable } from '../domain/patch.js'
-import { databaseReadOnly, databaseUnavailable, ProblemError } from '../errors.js'
+import { databaseReadOnly, databaseUnavailable, ProblemError } from '../http/problems.js'
 
 type ValidationError = NonNullable<FastifyError['validation']>[number]
 

@@ -5,7 +5,7 @@ import fp from 'fastify-plugin'
 import { Counter, Gauge } from 'prom-client'
 import { heartbeatEvent } from '../domain/events.js'
 import { deriveLiveness, withDemoLabel, type GraceSettings } from '../domain/liveness.js'
-import { ProblemError } from '../errors.js'
+import { ProblemError } from '../http/problems.js'
 import { EventHub } from '../events/hub.js'
 import {
   defaultTotalStreams, parseOpenFileLimit, StreamSlots, type StreamCaps, type StreamCapScope, type StreamRefusal

@@ -8,10 +8,10 @@ import { BREAKER_STATES, SCHEDULER_STATUSES, type BreakerState, type SchedulerSt
 import { deriveLiveness, withDemoLabel, type GraceSettings } from '../domain/liveness.js'
 import { breakerBody, describeChanges, normalisePatch, PAUSED_REASON_MAX_CHARS, pauseBody, RESUME_BODY, type HeartbeatPatch } from '../domain/patch.js'
 import { entityTag, heartbeatJson, ifMatch } from '../domain/representation.js'
-import { heartbeatNotFound, ProblemError } from '../errors.js'
-import { useStrictJsonBodies } from '../json-body.js'
+import { heartbeatNotFound, ProblemError } from '../http/problems.js'
+import { useStrictJsonBodies } from '../http/json-body.js'
 import type { Principal } from '../plugins/auth.js'
-import { HeartbeatResponseSchema, problem } from '../schemas.js'
+import { HeartbeatResponseSchema, problem } from '../http/schemas.js'
 
 export interface AdminRoutesOptions {
   grace: { graceSeconds: number, graceFactor: number }

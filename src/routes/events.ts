@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { formatRetry, HEARTBEAT_EVENT } from '../domain/events.js'
 import type { EventSink } from '../events/hub.js'
-import { problem } from '../schemas.js'
+import { problem } from '../http/schemas.js'
 
 export interface EventsRoutesOptions {
   /** The reconnection delay sent to clients in the `retry:` field. */

@@ -4,8 +4,8 @@ import { Type } from '@sinclair/typebox'
 import { readCredential } from '../auth/credentials.js'
 import { checkReadiness, READINESS_REUSE_MS, SharedResult } from '../db/readiness.js'
 import { DETAILS_ROLE, withoutDetails } from '../domain/readiness.js'
-import { ProblemError } from '../errors.js'
-import { PUBLIC } from '../schemas.js'
+import { ProblemError } from '../http/problems.js'
+import { PUBLIC } from '../http/schemas.js'
 
 const HEALTH_JSON = 'application/health+json'
 

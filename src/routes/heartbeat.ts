@@ -3,10 +3,10 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { deriveLiveness, livenessHttpStatus, withDemoLabel, type GraceSettings, type HeartbeatReading, type Verdict } from '../domain/liveness.js'
 import { entityTag, heartbeatJson, noneMatch } from '../domain/representation.js'
-import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../errors.js'
+import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../http/problems.js'
 import { unauthorized } from '../auth/jwt.js'
 import { SERVICE_READER } from '../plugins/auth.js'
-import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, ProblemSchema, PUBLIC } from '../schemas.js'
+import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, ProblemSchema, PUBLIC } from '../http/schemas.js'
 
 export interface HeartbeatRoutesOptions {
   grace: { graceSeconds: number, graceFactor: number }

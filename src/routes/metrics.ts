@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { deriveLiveness, type GraceSettings } from '../domain/liveness.js'
 import { schedulerSample } from '../domain/metrics.js'
 import { SERVICE_READER } from '../plugins/auth.js'
-import { problem, PUBLIC } from '../schemas.js'
+import { problem, PUBLIC } from '../http/schemas.js'
 
 export interface MetricsRoutesOptions {
   grace: GraceSettings

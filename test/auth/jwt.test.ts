@@ -1,7 +1,7 @@
 import { generateKeyPair, SignJWT, type JWTPayload } from 'jose'
 import t from 'tap'
 import { bearerToken, claimAt, MAX_TOKEN_BYTES, singleAuthorization, TokenVerifier, type JwtSettings } from '../../src/auth/jwt.js'
-import { ProblemError } from '../../src/errors.js'
+import { ProblemError } from '../../src/http/problems.js'
 
 const SECRET = 'unit-test-secret-for-the-token-verifier-0123'
 const OTHER_SECRET = 'another-secret-that-this-service-does-not-know'

@@ -6,7 +6,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose'
 import t from 'tap'
 import { TokenVerifier, type JwtSettings, type VerifiedToken } from '../../src/auth/jwt.js'
 import { TokenCache } from '../../src/auth/token-cache.js'
-import { ProblemError } from '../../src/errors.js'
+import { ProblemError } from '../../src/http/problems.js'
 
 const SECRET = 'token-cache-test-secret-0123456789abcdef'
 const nowSeconds = (): number => Math.floor(Date.now() / 1000)

@@ -1,16 +1,16 @@
-// The ops CLI as an operator runs it: `node --import tsx src/cli.ts …` (what the eva-heartbeat bin runs, compiled)
+// The ops CLI as an operator runs it: `node --import tsx src/cli/main.ts …` (what the eva-heartbeat bin runs, compiled)
 // against the real app listening on a loopback port, with the row in a real PostgreSQL server.
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { jwtVerify } from 'jose'
-import { freePort } from '../../src/db/local-postgres.js'
+import { freePort } from '../../src/embedded/local-postgres.js'
 import { bearer, deleteRow, rowText, startTestApp, TEST_SECRET, writeRow } from '../helpers/app.js'
 
 // Each run starts node and tsx: seconds apiece on a busy 2-core machine, so this file gets more than tap's 120 s.
 t.setTimeout(300_000)
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
+const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
 const { app, db } = await startTestApp(t)
 const url = await app.listen({ host: '127.0.0.1', port: 0 })
 

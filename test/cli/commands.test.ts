@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { jwtVerify } from 'jose'
-import { freePort } from '../../src/db/local-postgres.js'
+import { freePort } from '../../src/embedded/local-postgres.js'
 import { bearer, rowText, startTestApp, TEST_SECRET, writeRow } from '../helpers/app.js'
 import { runCliCaptured, type CliRun } from '../helpers/cli.js'
 

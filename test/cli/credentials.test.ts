@@ -110,7 +110,7 @@ t.test('a file this user may not read: a usage error naming it', async (t) => {
   if (process.getuid?.() === 0) {
     // Root reads any file: the CLI runs without the capabilities that let it (setpriv, from util-linux), so the
     // file's mode applies to it as to anyone, wherever the checkout is (another user could not enter a mode-700 one).
-    const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
+    const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
     result = await new Promise((resolve) => {
       execFile('setpriv', ['--bounding-set', '-dac_override,-dac_read_search', '--', process.execPath, '--import', 'tsx', cli, 'status', '--api-key-file', secret],
         { env: { PATH: process.env.PATH ?? '', EVA_HEARTBEAT_URL: url }, timeout: 60_000 }, (error, stdout, stderr) => {

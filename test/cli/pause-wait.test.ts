@@ -1,19 +1,19 @@
 // `pause --wait` and `resume --wait` as an ops script runs them: the CLI in its own process (node --import tsx
-// src/cli.ts), the real app on a loopback port, the row in a real PostgreSQL server, and beside them a scheduler
+// src/cli/main.ts), the real app on a loopback port, the row in a real PostgreSQL server, and beside them a scheduler
 // polling every 0.2 s: the demo one, which honours pauses, or one that upserts every column blindly as today's real
 // EVA scheduler does.
 import { execFile, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { DemoScheduler } from '../../src/demo/scheduler.js'
-import { freePort } from '../../src/db/local-postgres.js'
+import { DemoScheduler } from '../../src/embedded/demo-scheduler.js'
+import { freePort } from '../../src/embedded/local-postgres.js'
 import { bearer, deleteRow, rowText, startTestApp, writeRow } from '../helpers/app.js'
 import { eventually } from '../helpers/wait.js'
 
 // Each run starts node and tsx (seconds on a busy 2-core machine) and some wait on purpose.
 t.setTimeout(300_000)
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url))
+const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
 const { app, db } = await startTestApp(t)
 const url = await app.listen({ host: '127.0.0.1', port: 0 })
 const service = await bearer('service_role', { sub: 'ops' })

@@ -2,7 +2,7 @@
 // that need the test to act during the wait (the row deleted, the token expiring), and the main outcomes again
 // where coverage can see them (pause-wait.test.ts runs them as separate processes).
 import t from 'tap'
-import { DemoScheduler } from '../../src/demo/scheduler.js'
+import { DemoScheduler } from '../../src/embedded/demo-scheduler.js'
 import { bearer, deleteRow, startTestApp, token, writeRow } from '../helpers/app.js'
 import { runCliCaptured, type CliRun } from '../helpers/cli.js'
 import { eventually } from '../helpers/wait.js'

@@ -5,7 +5,7 @@
 import t from 'tap'
 import postgres, { type Sql } from 'postgres'
 import { checkSchema, readCatalogTable } from '../../src/db/catalog.js'
-import { grantApiLogin } from '../../src/db/embedded.js'
+import { grantApiLogin } from '../../src/embedded/database.js'
 import { migrate } from '../../src/db/migrate.js'
 import { compareTable } from '../../src/domain/table.js'
 import { startTestDatabase } from '../helpers/database.js'

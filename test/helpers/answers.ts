@@ -6,8 +6,8 @@ import type { TSchema } from '@sinclair/typebox'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import type { LightMyRequestResponse } from 'fastify'
-import { PROBLEM_TYPE_BASE } from '../../src/errors.js'
-import { HeartbeatResponseSchema, LivenessSchema, SHARED_SCHEMAS } from '../../src/schemas.js'
+import { PROBLEM_TYPE_BASE } from '../../src/http/problems.js'
+import { HeartbeatResponseSchema, LivenessSchema, SHARED_SCHEMAS } from '../../src/http/schemas.js'
 
 const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 

@@ -4,7 +4,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { Sql } from 'postgres'
-import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../src/db/embedded.js'
+import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../src/embedded/database.js'
 
 export interface TestDatabase extends EmbeddedDatabase {
   /** Stops the server and removes its data. */

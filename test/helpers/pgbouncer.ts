@@ -7,7 +7,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { freePort } from '../../src/db/local-postgres.js'
+import { freePort } from '../../src/embedded/local-postgres.js'
 import { findSbin } from './tools.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }

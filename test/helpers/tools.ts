@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { freePort } from '../../src/db/local-postgres.js'
+import { freePort } from '../../src/embedded/local-postgres.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 

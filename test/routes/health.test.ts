@@ -1,6 +1,6 @@
 // /livez, /readyz (policy and table drift read from the real catalog; details for service_role only), the 404
 // problem, /openapi.json and /docs.
-import { grantApiLogin } from '../../src/db/embedded.js'
+import { grantApiLogin } from '../../src/embedded/database.js'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { READINESS_REUSE_MS } from '../../src/db/readiness.js'

@@ -6,7 +6,7 @@ import { createSql } from '../../src/db/client.js'
 import { HeartbeatStore } from '../../src/db/store.js'
 import errorsPlugin from '../../src/plugins/errors.js'
 import heartbeatRoutes from '../../src/routes/heartbeat.js'
-import { SHARED_SCHEMAS } from '../../src/schemas.js'
+import { SHARED_SCHEMAS } from '../../src/http/schemas.js'
 import { writeRow } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'
 

@@ -3,7 +3,7 @@
 // (DATA_DIR/pg.password, see local-postgres.ts): the URLs below carry it.
 import postgres, { type Sql } from 'postgres'
 import { embeddedBinDir, LocalPostgres } from './local-postgres.js'
-import { migrate } from './migrate.js'
+import { migrate } from '../db/migrate.js'
 import { listenerOf } from './peer.js'
 
 export interface EmbeddedDatabase {

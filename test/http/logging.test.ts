@@ -5,12 +5,12 @@ import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { Writable } from 'node:stream'
 import t from 'tap'
-import { chooseLogFormat, outageLog, prettyLogStream, prettyMessage } from '../src/logging.js'
-import { TEST_SECRET, writeRow } from './helpers/app.js'
-import { startTestDatabase } from './helpers/database.js'
-import { embeddedDataDir, environment, ROOT, startServer, type Tap } from './helpers/server-process.js'
-import { findTool, needs } from './helpers/tools.js'
-import { delay, eventually } from './helpers/wait.js'
+import { chooseLogFormat, outageLog, prettyLogStream, prettyMessage } from '../../src/http/logging.js'
+import { TEST_SECRET, writeRow } from '../helpers/app.js'
+import { startTestDatabase } from '../helpers/database.js'
+import { embeddedDataDir, environment, ROOT, startServer, type Tap } from '../helpers/server-process.js'
+import { findTool, needs } from '../helpers/tools.js'
+import { delay, eventually } from '../helpers/wait.js'
 
 // A readable line: the local time, the level, the message.
 const PRETTY_READY = /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: ready \{"address":"http:\/\/127\.0\.0\.1:\d+","readyMs":\d+/m

@@ -1,7 +1,7 @@
 // How log lines look: JSON lines for machines (the default wherever standard output is not a terminal), readable
 // lines for a person at a terminal. LOG_FORMAT forces either. Which requests are logged: LOG_REQUESTS.
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
-import type { Config } from './config.js'
+import type { Config } from '../config.js'
 
 export type LogFormat = NonNullable<Config['logFormat']>
 

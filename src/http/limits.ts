@@ -3,7 +3,7 @@
 // other error, instead of Fastify's default JSON.
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
-import { PROBLEM_TYPE_BASE, type Problem } from './errors.js'
+import { PROBLEM_TYPE_BASE, type Problem } from './problems.js'
 
 export interface HttpLimits {
   /** Request header section, all headers together (Node's own default, made explicit): an 8 KiB token fits. */

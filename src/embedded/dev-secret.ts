@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { readSmallFile } from './db/local-postgres.js'
+import { readSmallFile } from './local-postgres.js'
 
 export const DEV_SECRET_FILE = 'jwt-secret'
 

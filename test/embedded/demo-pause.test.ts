@@ -1,7 +1,7 @@
 // Pause semantics end to end: the app, a demo scheduler polling every 0.2 s against the same PostgreSQL server,
 // and an operator pausing and resuming through PATCH /heartbeat, seen through /heartbeat/liveness.
 import t from 'tap'
-import { DemoScheduler } from '../../src/demo/scheduler.js'
+import { DemoScheduler } from '../../src/embedded/demo-scheduler.js'
 import { bearer, deleteRow, startTestApp } from '../helpers/app.js'
 
 const { app, db } = await startTestApp(t)

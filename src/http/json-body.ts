@@ -2,7 +2,7 @@
 // turns every invalid UTF-8 sequence into U+FFFD: a body with a stray Latin-1 byte in paused_reason was stored with
 // a replacement character instead of what was sent. RFC 8259 requires UTF-8, so such a body is malformed: 400.
 import type { FastifyInstance } from 'fastify'
-import { ProblemError } from './errors.js'
+import { ProblemError } from './problems.js'
 
 /**
  * Refuses invalid UTF-8 (overlong forms, encoded surrogates, truncated sequences, stray bytes). A leading BOM is kept

@@ -1,7 +1,7 @@
 // The demo scheduler against a real PostgreSQL server: it writes the row as the real EVA scheduler does
 // (docs/scheduler.md), and it honours an operator's pause and breaker, which the real one does not yet.
 import t from 'tap'
-import { DemoScheduler } from '../../src/demo/scheduler.js'
+import { DemoScheduler } from '../../src/embedded/demo-scheduler.js'
 import type { HeartbeatRow } from '../../src/domain/heartbeat.js'
 import { deleteRow } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import postgres from 'postgres'
-import { embeddedBinDir, LocalPostgres } from '../../src/db/local-postgres.js'
-import { blockingDirectory, permits, reachableDataDir, serverUser } from '../../src/db/os-user.js'
+import { embeddedBinDir, LocalPostgres } from '../../src/embedded/local-postgres.js'
+import { blockingDirectory, permits, reachableDataDir, serverUser } from '../../src/embedded/os-user.js'
 
 type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { createServer, type Server } from 'node:net'
 import t from 'tap'
 import postgres from 'postgres'
-import { alive, embeddedBinDir, freePort, LocalPostgres } from '../../src/db/local-postgres.js'
+import { alive, embeddedBinDir, freePort, LocalPostgres } from '../../src/embedded/local-postgres.js'
 
 const binDir = process.env.PG_BIN ?? await embeddedBinDir()
 
@@ -80,7 +80,7 @@ t.test('stop and start keep the port and the data', async (t) => {
 
 /** A LocalPostgres started by another node process, which is then killed: its server runs on, orphaned. */
 async function orphanOf (t: Tap, dataDir: string): Promise<{ url: string, port: number, pid: number }> {
-  const module = new URL('../../src/db/local-postgres.ts', import.meta.url).pathname
+  const module = new URL('../../src/embedded/local-postgres.ts', import.meta.url).pathname
   const code = `const { LocalPostgres } = await import(${JSON.stringify(module)})
     const server = new LocalPostgres({ dataDir: ${JSON.stringify(dataDir)}, binDir: ${JSON.stringify(binDir)} })
     await server.init(); await server.start()

@@ -4,8 +4,8 @@ import { chmod, chown, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from '
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { checkTrustedDirectory, UnsafePathError } from '../src/db/os-user.js'
-import { DEV_SECRET_FILE, loadOrCreateDevSecret, readDevSecret } from '../src/dev-secret.js'
+import { checkTrustedDirectory, UnsafePathError } from '../../src/embedded/os-user.js'
+import { DEV_SECRET_FILE, loadOrCreateDevSecret, readDevSecret } from '../../src/embedded/dev-secret.js'
 
 const rootOnly = process.getuid?.() !== 0 && 'only root can give a file to another user'
 
