@@ -1,16 +1,6 @@
-// `pause --wait` and `resume --wait`: what the reads of the row after an accepted PATCH say about the scheduler.
-// Pure: the watch loop (wait.ts) feeds it one sighting per read and asks for a conclusion at the deadline.
-//
-// Who wrote the row? The API cannot tell us (its audit trail is a log line), so the row itself must:
-// - An operator's PATCH writes only status, paused_reason, circuit_breaker_state and updated_at (the database's now()).
-//   It can never change instance_id, started_at, last_poll_at, next_poll_at, the counters or metadata.
-// - The scheduler upserts all of those on every write, and stamps last_poll_at and updated_at from the same clock
-//   reading (the real one calls `new Date()` twice in one object literal; the demo uses one value).
-// So between two reads: a scheduler-only column changed ⇒ the scheduler wrote; and the scheduler's write is the last
-// one iff updated_at ≈ last_poll_at. Otherwise an operator wrote after it, and the control fields are that operator's.
-// Limits (docs/scheduler.md): a scheduler write and another operator's change between the same two reads (1 s apart)
-// show only the later one; an operator's PATCH landing within SAME_WRITE_MS of a scheduler write is taken for the
-// scheduler's; a scheduler that stamps updated_at apart from last_poll_at (or a trigger that does) is never recognised.
+// `pause --wait` / `resume --wait`: what reads of the row after an accepted PATCH say about the scheduler (pure).
+// A PATCH never changes the scheduler's own columns, and the scheduler stamps updated_at with last_poll_at: so the
+// row itself says who wrote last. The limits of that inference are in docs/scheduler.md.
 import type { Liveness } from '../domain/liveness.js'
 import type { HeartbeatJson } from '../domain/representation.js'
 

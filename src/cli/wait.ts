@@ -1,8 +1,6 @@
-// `pause --wait` / `resume --wait`: read the row, write the change, then read GET /heartbeat once a second with the
-// last ETag (a 304 costs no body) until the scheduler's answer settles it or the time is up. Polling rather than the
-// event stream: the stream reads the row at the same 1 s pace (EVENTS_INTERVAL_MS), so it would show no write polling
-// misses, while a plain GET needs no SSE parser, no reconnection logic, survives proxies that buffer or cut long
-// responses and tokens that expire mid-stream, and says "database down" as a status (503) rather than as an event.
+// `pause --wait` / `resume --wait`: write the change, then poll GET /heartbeat with the last ETag until the
+// scheduler's answer settles it. Polling, not the event stream: same 1 s pace, no SSE parser, and proxies that
+// buffer long responses or tokens that expire mid-stream cannot break it.
 import type { HeartbeatPatch } from '../domain/patch.js'
 import type { HeartbeatJson } from '../domain/representation.js'
 import { CliError, describeFailure, type ApiAnswer, type ApiClient } from './client.js'

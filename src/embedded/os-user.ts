@@ -1,10 +1,6 @@
-// PostgreSQL refuses to run as root, so a root process runs the server as the OS user `postgres`. That user must
-// reach the binaries and the data directory: a checkout under /root or in a `mktemp -d` directory (mode 700) is
-// out of its reach. What it cannot reach is staged under STAGE_ROOT, a root-owned directory it can enter: the
-// binaries as a copy (shared by every checkout with the same build), the cluster as a directory of its own that the
-// configured data directory links to, so the data lasts across restarts and `ls -l` says where it is.
-// What the start trusts is checked without following links: a link or directory someone else could have planted
-// where the cluster goes is refused, and nothing is chowned through a link.
+// As root, the server runs as `postgres`, which cannot enter a mode-700 checkout: what it needs is staged under
+// STAGE_ROOT (root-owned), the cluster as a directory the data directory links to. Paths are checked without
+// following links, so nothing planted by another user is trusted or chowned.
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import { constants, existsSync, lstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs'
