@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import postgres from 'postgres'
 import { ConfigError, embeddedRefusal, loadConfig, type AppConfig, type Config } from './config.js'
 import { checkSchema } from './db/catalog.js'
-import { withDeadline } from './db/errors.js'
+import { callDeadlineMs, withDeadline } from './db/errors.js'
 import type { EmbeddedDatabase } from './embedded/database.js'
 import { SUPERUSER } from './embedded/os-user.js'
 import type { DemoScheduler } from './embedded/demo-scheduler.js'
@@ -55,7 +55,7 @@ async function checkExternalDatabase (config: Config & { databaseUrl: string }):
     // The statement timeout, as the pool's: a lock held on the table would keep the start waiting for ever; the
     // deadline covers a server that accepts the connection and then never answers.
     const { statementTimeoutMs } = config.db
-    const report = await withDeadline(checkSchema(sql, { statementTimeoutMs }), connectSeconds * 1000 + statementTimeoutMs + 500)
+    const report = await withDeadline(checkSchema(sql, { statementTimeoutMs }), connectSeconds * 1000 + callDeadlineMs(statementTimeoutMs))
     problems = [...report.table, ...report.policies]
     readOnly = report.readOnly
   } catch (error) {
