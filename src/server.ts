@@ -2,14 +2,15 @@
 import path from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
-import postgres from 'postgres'
 import { ConfigError, embeddedRefusal, loadConfig, type AppConfig, type Config } from './config.js'
 import { checkSchema } from './db/catalog.js'
+import { apiPoolOptions, createSql } from './db/client.js'
 import { callDeadlineMs, withDeadline } from './db/errors.js'
 import type { EmbeddedDatabase } from './embedded/database.js'
 import { SUPERUSER } from './embedded/os-user.js'
 import type { DemoScheduler } from './embedded/demo-scheduler.js'
 import { loadOrCreateDevSecret } from './embedded/dev-secret.js'
+import { ownedBy } from './embedded/peer.js'
 import { writesImpossible } from './domain/read-only.js'
 import { chooseLogFormat, outageLog, prettyLogStream } from './http/logging.js'
 
@@ -45,10 +46,9 @@ async function closeAll (opened: Opened): Promise<void> {
  * database is read-only (a read replica), if it is.
  */
 async function checkExternalDatabase (config: Config & { databaseUrl: string }): Promise<string | undefined> {
-  // As the API's own pool connects (db/client.ts): no prepared statements where DB_PREPARE=false says a transaction
-  // pooler is in between, and no array-types query at connection start.
+  // As the API's own pool connects, over one connection.
   const connectSeconds = 10
-  const sql = postgres(config.databaseUrl, { max: 1, connect_timeout: connectSeconds, prepare: config.db.prepare, fetch_types: false, onnotice: () => {} })
+  const sql = createSql(config.databaseUrl, { ...apiPoolOptions(config.db), max: 1, connectTimeoutSeconds: connectSeconds })
   let problems: string[]
   let readOnly: string | undefined
   try {
@@ -94,7 +94,7 @@ async function start (config: Config, opened: Opened): Promise<string> {
     // Demo data whether or not the demo scheduler runs: the embedded row was written by it (it persists in DATA_DIR)
     // or by hand, never by the scheduler being monitored.
     // Its pool connects only to a listener of the server's own OS user (embedded/peer.ts).
-    appConfig = { ...config, databaseUrl: opened.embedded.apiUrl, jwt: { ...config.jwt, secret }, demoData: true, db: { ...config.db, listenerUid: opened.embedded.server.serverUid } }
+    appConfig = { ...config, databaseUrl: opened.embedded.apiUrl, jwt: { ...config.jwt, secret }, demoData: true, databaseSocket: ownedBy(opened.embedded.server.serverUid) }
   } else {
     appConfig = { ...config, databaseUrl: config.databaseUrl, demoData: false }
     readOnly = await checkExternalDatabase(appConfig)
