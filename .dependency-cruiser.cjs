@@ -19,6 +19,13 @@ module.exports = {
       to: { path: '^src/(routes/|plugins/|app\\.ts$|server\\.ts$)' }
     },
     {
+      name: 'data-path-stays-below',
+      comment: 'src/db is the data path: it never imports the embedded server or the HTTP layer (they hand it what it needs, e.g. a socket factory)',
+      severity: 'error',
+      from: { path: '^src/db/' },
+      to: { path: '^src/(embedded|http)/' }
+    },
+    {
       name: 'cli-is-a-client',
       comment: 'the ops CLI talks HTTP: it never imports the server, its routes or the database code (it reads the dev secret to mint tokens)',
       severity: 'error',

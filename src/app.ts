@@ -94,7 +94,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   await app.register(securityHeadersPlugin, { corsOrigins: config.corsOrigins })
   await app.register(closingPlugin)
   await app.register(metricsPlugin, { demoData: config.demoData })
-  await app.register(dbPlugin, { url: config.databaseUrl, settings: config.db })
+  await app.register(dbPlugin, { url: config.databaseUrl, settings: config.db, socket: config.databaseSocket })
   await app.register(authLimitPlugin, { limit: config.authFailureLimitPerMinute, windowMs: limits.authFailureWindowMs })
   await app.register(authPlugin, { jwt: config.jwt, apiKeys: config.serviceApiKeys })
   await app.register(swaggerPlugin)

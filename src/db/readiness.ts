@@ -4,20 +4,19 @@ import type { Sql } from 'postgres'
 import { readinessOf, checkOf, unavailableReadiness, type Readiness } from '../domain/readiness.js'
 import { writesImpossible } from '../domain/read-only.js'
 import { checkSchema } from './catalog.js'
-import { isDatabaseUnavailable, withDeadline } from './errors.js'
+import { callDeadlineMs, isDatabaseUnavailable, withDeadline } from './errors.js'
 
 /** How long a readiness result is reused, counted from the moment its check started. */
 export const READINESS_REUSE_MS = 1000
 
 /**
  * Runs the database's checks. A database that does not answer is a failed readiness, not an error; anything else
- * thrown is a bug and reaches the caller. A little over the server's statement timeout, so that the server's own
- * cancellation normally wins.
+ * thrown is a bug and reaches the caller.
  */
 export async function checkReadiness (sql: Sql, { statementTimeoutMs }: { statementTimeoutMs: number }): Promise<Readiness> {
   let report
   try {
-    report = await withDeadline(checkSchema(sql, { statementTimeoutMs }), statementTimeoutMs + 500)
+    report = await withDeadline(checkSchema(sql, { statementTimeoutMs }), callDeadlineMs(statementTimeoutMs))
   } catch (error) {
     if (!isDatabaseUnavailable(error)) throw error
     return unavailableReadiness()

@@ -2,14 +2,14 @@
 // than an exception, because an unreachable database is a verdict (unknown), not a crash.
 import type { Sql } from 'postgres'
 import type { HeartbeatReading } from '../domain/liveness.js'
-import { DatabaseTimeoutError, isDatabaseUnavailable, withDeadline } from './errors.js'
+import { DatabaseTimeoutError, callDeadlineMs, isDatabaseUnavailable, withDeadline } from './errors.js'
 import type { HeartbeatChanges } from '../domain/patch.js'
 import { readHeartbeat, updateHeartbeat, type DbIdentity, type HeartbeatChange, type HeartbeatSnapshot, type LockedHeartbeat } from './heartbeat.js'
 import { NextRead } from './in-flight.js'
 import { isConnectionLost } from './transaction.js'
 
 export interface StoreSettings {
-  /** The server's statement_timeout, set in each transaction; the store's own deadline is 500 ms more. */
+  /** The server's statement_timeout, set in each transaction; the store's own deadline is callDeadlineMs (errors.ts). */
   statementTimeoutMs: number
   /**
    * How many times a read is tried when its connection turns out to be gone; the pool size plus one outlasts a pool
@@ -28,8 +28,7 @@ export class HeartbeatStore {
   private readonly readAttempts: number
 
   constructor (readonly sql: Sql, private readonly settings: StoreSettings) {
-    // A little over the server's statement timeout, so that the server's own cancellation normally wins.
-    this.deadlineMs = settings.statementTimeoutMs + 500
+    this.deadlineMs = callDeadlineMs(settings.statementTimeoutMs)
     this.readAttempts = settings.readAttempts ?? 1
   }
 

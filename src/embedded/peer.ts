@@ -2,7 +2,8 @@
 // far end belongs to the server's OS user. While that server restarts, another local user could listen on its port
 // and ask for a cleartext password; such a connection is closed before a byte is sent.
 import { readFileSync } from 'node:fs'
-import { connect, type Socket } from 'node:net'
+import { connect } from 'node:net'
+import type { SocketFactory } from '../db/client.js'
 
 /** The uid owning the socket at local port `serverPort` connected to our `clientPort`, from /proc/net/tcp's text. */
 export function peerUid (table: string, serverPort: number, clientPort: number): number | undefined {
@@ -24,7 +25,7 @@ export class ForeignListenerError extends Error {
  * postgres.js's `socket` option: connects to 127.0.0.1 and hands the socket over only if the listener is `uid`'s.
  * Where /proc/net/tcp cannot be read (not Linux), the check cannot be made and the socket is used as it is.
  */
-export function ownedBy (uid: number): (options: { host: string[], port: number[] }) => Promise<Socket> {
+export function ownedBy (uid: number): SocketFactory {
   return async ({ port }) => {
     const serverPort = port[0] ?? 5432
     const socket = connect(serverPort, '127.0.0.1')
@@ -46,6 +47,3 @@ export function ownedBy (uid: number): (options: { host: string[], port: number[
     return socket
   }
 }
-
-/** The postgres.js options for a pool of the embedded server (its `socket` option is missing from the driver's types). */
-export const listenerOf = (uid: number): object => ({ socket: ownedBy(uid) })

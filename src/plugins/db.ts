@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Sql } from 'postgres'
-import { createSql, type DbSettings } from '../db/client.js'
+import { apiPoolOptions, createSql, type DbSettings, type SocketFactory } from '../db/client.js'
 import { HeartbeatStore } from '../db/store.js'
 
 declare module 'fastify' {
@@ -10,11 +10,11 @@ declare module 'fastify' {
   }
 }
 
-export interface DbPluginOptions { url: string, settings: DbSettings }
+export interface DbPluginOptions { url: string, settings: DbSettings, socket?: SocketFactory | undefined }
 
 /** The one connection pool of the process; released on close. */
-export default fp<DbPluginOptions>(async (app, { url, settings }) => {
-  const sql = createSql(url, settings)
+export default fp<DbPluginOptions>(async (app, { url, settings, socket }) => {
+  const sql = createSql(url, apiPoolOptions(settings, socket))
   const store = new HeartbeatStore(sql, { statementTimeoutMs: settings.statementTimeoutMs, readAttempts: settings.poolMax + 1 })
   app.decorate('sql', sql)
   app.decorate('store', store)

@@ -5,9 +5,9 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { createSql } from '../../src/db/client.js'
+import { apiPoolOptions, createSql } from '../../src/db/client.js'
 import { freePort } from '../../src/embedded/local-postgres.js'
-import { peerUid } from '../../src/embedded/peer.js'
+import { ownedBy, peerUid } from '../../src/embedded/peer.js'
 import { startTestDatabase } from '../helpers/database.js'
 import type { Tap } from '../helpers/server-process.js'
 import { eventually } from '../helpers/wait.js'
@@ -28,7 +28,7 @@ t.test('peerUid: the owner of the server side of one loopback connection, from /
 t.test('the embedded server\'s own listener: the pool connects', async (t) => {
   const db = await startTestDatabase()
   t.teardown(db.close)
-  const sql = createSql(db.apiUrl, { ...settings, listenerUid: db.server.serverUid })
+  const sql = createSql(db.apiUrl, apiPoolOptions(settings, ownedBy(db.server.serverUid)))
   t.teardown(async () => { await sql.end({ timeout: 1 }) })
   t.same(await sql`select 1 as one`, [{ one: 1 }])
 })
@@ -65,13 +65,13 @@ t.test('a listener of another user on the port: no password is sent, the query f
   const got = await foreignListener(t, port)
   const url = `postgres://authenticator:the-cluster-secret@127.0.0.1:${port}/postgres`
 
-  const guarded = createSql(url, { ...settings, listenerUid: process.getuid?.() ?? 0 })
+  const guarded = createSql(url, apiPoolOptions(settings, ownedBy(process.getuid?.() ?? 0)))
   t.teardown(async () => { await guarded.end({ timeout: 1 }) })
   await t.rejects(guarded`select 1`, /not the embedded PostgreSQL's \(its listener belongs to uid 65534/)
   t.notMatch(await got(), 'the-cluster-secret', 'nothing reached it')
 
   // The control: the same pool without the check hands the password over.
-  const plain = createSql(url, settings)
+  const plain = createSql(url, apiPoolOptions(settings))
   t.teardown(async () => { await plain.end({ timeout: 1 }) })
   await plain`select 1`.catch(() => {})
   await eventually(async () => (await got()).includes('the-cluster-secret'), 10_000, 'the unchecked pool sent its password')

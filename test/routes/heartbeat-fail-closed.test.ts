@@ -2,7 +2,7 @@
 // registered without it), the route must refuse, never read the row as some stand-in reader: fail closed.
 import Fastify from 'fastify'
 import t from 'tap'
-import { createSql } from '../../src/db/client.js'
+import { apiPoolOptions, createSql } from '../../src/db/client.js'
 import { HeartbeatStore } from '../../src/db/store.js'
 import errorsPlugin from '../../src/plugins/errors.js'
 import heartbeatRoutes from '../../src/routes/heartbeat.js'
@@ -15,7 +15,7 @@ t.teardown(db.close)
 await writeRow(db.admin)
 
 t.test('the heartbeat routes registered without the auth plugin\'s gate: 401, nothing read', async (t) => {
-  const sql = createSql(db.apiUrl, { poolMax: 2, statementTimeoutMs: 2000, prepare: true })
+  const sql = createSql(db.apiUrl, apiPoolOptions({ poolMax: 2, statementTimeoutMs: 2000, prepare: true }))
   const app = Fastify()
   t.teardown(async () => { await app.close(); await sql.end({ timeout: 1 }) })
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
