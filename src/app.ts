@@ -15,11 +15,11 @@ import metricsPlugin from './plugins/metrics.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
 import swaggerPlugin from './plugins/swagger.js'
 import adminRoutes from './routes/admin.js'
-import healthRoutes, { ReadinessSchema } from './routes/health.js'
+import healthRoutes from './routes/health.js'
 import eventsRoutes from './routes/events.js'
 import heartbeatRoutes from './routes/heartbeat.js'
 import metricsRoutes from './routes/metrics.js'
-import statusRoutes, { ShieldsEndpointSchema } from './routes/status.js'
+import statusRoutes from './routes/status.js'
 import { SHARED_SCHEMAS } from './http/schemas.js'
 import { validatorsWithExactBodies } from './http/validation.js'
 
@@ -86,7 +86,7 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   // 0 hops believes no X-Forwarded-For at all: nothing to warn about.
   if (config.trustProxy === true || (typeof config.trustProxy === 'number' && config.trustProxy > 0)) app.log.warn(hopCountWarning(config.trustProxy))
 
-  for (const schema of [...SHARED_SCHEMAS, ReadinessSchema, ShieldsEndpointSchema]) app.addSchema(schema)
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
 
   await app.register(errorsPlugin)
   // Security headers before the closing plugin: its onRequest hook answers 503 during shutdown, and hooks run in the

@@ -14,6 +14,7 @@ export interface CheckResult {
   line: string
 }
 
+/** GET and PATCH /heartbeat's body (HeartbeatResponse in the OpenAPI document, which the CLI may not import). */
 export interface HeartbeatAnswer { heartbeat: HeartbeatJson, liveness: Liveness }
 
 const STATUSES = new Set(['pass', 'warn', 'fail'])

@@ -3,6 +3,7 @@
 // row itself says who wrote last. The limits of that inference are in docs/scheduler.md.
 import type { Liveness } from '../domain/liveness.js'
 import type { HeartbeatJson } from '../domain/representation.js'
+import type { HeartbeatAnswer } from './format.js'
 
 export type WaitGoal = 'pause' | 'resume'
 
@@ -22,7 +23,7 @@ export const SAME_WRITE_MS = 100
 
 /** What one read of GET /heartbeat gave. */
 export type Sighting =
-  | { kind: 'row', heartbeat: HeartbeatJson, liveness: Liveness }
+  | { kind: 'row' } & HeartbeatAnswer
   /** 304: row and verdict as last seen. */
   | { kind: 'unchanged' }
   /** 404: no row. */
@@ -102,7 +103,7 @@ export function isPause (row: Pick<HeartbeatJson, 'status' | 'paused_reason'>): 
   return (row.status === 'stopping' || row.status === 'stopped') && row.paused_reason !== null && row.paused_reason.trim() !== ''
 }
 
-export function startWait (goal: WaitGoal, patched: { heartbeat: HeartbeatJson, liveness: Liveness }, before: HeartbeatJson | null): WaitState {
+export function startWait (goal: WaitGoal, patched: HeartbeatAnswer, before: HeartbeatJson | null): WaitState {
   return {
     goal,
     askedReason: goal === 'pause' ? patched.heartbeat.paused_reason : null,

@@ -1,4 +1,6 @@
 // The heartbeat row, exactly as the seed describes the table and as postgres.js hands it over.
+import type { Static } from '@sinclair/typebox'
+import type { HeartbeatRowSchema } from './schemas.js'
 
 /** The values the table's CHECK constraint allows for `status`. */
 export const SCHEDULER_STATUSES = ['running', 'stopping', 'stopped'] as const
@@ -8,20 +10,11 @@ export type SchedulerStatus = typeof SCHEDULER_STATUSES[number]
 export const BREAKER_STATES = ['CLOSED', 'OPEN', 'HALF_OPEN'] as const
 export type BreakerState = typeof BREAKER_STATES[number]
 
-/** The row as postgres.js returns it (timestamptz → Date, jsonb → parsed JSON). */
-export interface HeartbeatRow {
-  id: number
-  instance_id: string
-  started_at: Date
-  last_poll_at: Date | null
-  next_poll_at: Date | null
-  poll_count: number
-  dispatch_count: number
-  error_count: number
-  circuit_breaker_state: string | null
-  paused_reason: string | null
-  /** Comes from the database, so typed loosely: the CHECK constraint is not ours to trust blindly. */
-  status: string
-  metadata: unknown
-  updated_at: Date
+/** The timestamptz columns: ISO 8601 strings in JSON, Dates as postgres.js hands them over. */
+type TimestampColumn = 'started_at' | 'last_poll_at' | 'next_poll_at' | 'updated_at'
+type RowJson = Static<typeof HeartbeatRowSchema>
+
+/** The row as postgres.js returns it (timestamptz → Date, jsonb → parsed JSON); its JSON form is HeartbeatRowSchema. */
+export type HeartbeatRow = {
+  [K in keyof RowJson]: K extends TimestampColumn ? Date | Exclude<RowJson[K], string> : RowJson[K]
 }

@@ -1,13 +1,11 @@
 // The liveness verdict: a pure function of one database reading (the row and the database's now(), read in the
-// same query) and the grace settings. No I/O and no clock of its own: the API host's clock is never consulted here.
-// The rules are the contract's table ("Liveness: one verdict, computed on the database clock"); first match wins.
+// same query) and the grace settings, by the contract's table (first match wins). The API host's clock is never read.
+import type { Static } from '@sinclair/typebox'
 import type { HeartbeatRow } from './heartbeat.js'
+import type { HealthStatusSchema, LivenessSchema, LivenessStateSchema } from './schemas.js'
 
-export type LivenessState =
-  | 'unknown' | 'missing' | 'paused' | 'stopped' | 'stale' | 'stopping'
-  | 'circuit_open' | 'degraded' | 'starting' | 'late' | 'alive'
-
-export type HealthStatus = 'pass' | 'warn' | 'fail'
+export type LivenessState = Static<typeof LivenessStateSchema>
+export type HealthStatus = Static<typeof HealthStatusSchema>
 
 export interface GraceSettings {
   /** STALE_GRACE_SECONDS: the floor of the grace (default 60). */
@@ -27,24 +25,7 @@ export type HeartbeatReading =
   | { reachable: true, row: HeartbeatRow | null, now: Date }
 
 /** The liveness body exactly as the contract shows it (snake_case). */
-export interface Liveness {
-  status: HealthStatus
-  state: LivenessState
-  /** ISO 8601 UTC of the database's now() (or of the API's clock when the database was unreachable). */
-  checked_at: string
-  last_poll_at: string | null
-  next_poll_at: string | null
-  /** now − last_poll_at in seconds (ms precision); negative when the scheduler's clock is ahead. */
-  seconds_since_last_poll: number | null
-  /** max(0, now − next_poll_at) in seconds (ms precision); null when next_poll_at is null. */
-  seconds_overdue: number | null
-  /** The grace used, in seconds; null for unknown and missing. */
-  grace_seconds: number | null
-  /** Present iff status is not pass: one sentence for a human on call. */
-  output?: string
-  /** Present only when the row is demo data (see withDemoLabel). */
-  demo?: true
-}
+export type Liveness = Static<typeof LivenessSchema>
 
 export interface Verdict {
   liveness: Liveness
@@ -87,11 +68,8 @@ const iso = (date: Date | null): string | null => date === null ? null : date.to
 const clampRetry = (seconds: number): number => Math.min(MAX_RETRY_SECONDS, Math.max(MIN_RETRY_SECONDS, seconds))
 
 /**
- * The grace, in seconds, after which a missed poll makes the scheduler stale.
- *
- * `overrideSeconds` (the request's `?grace=`) replaces the formula entirely, even when it is smaller.
- * Otherwise `max(graceSeconds, graceFactor × (next_poll_at − last_poll_at))`, where the interval term is 0 when
- * either timestamp is null or the announced interval is negative.
+ * The grace after which a missed poll makes the scheduler stale: `?grace=` when given (even when smaller), else
+ * max(graceSeconds, graceFactor × the announced interval), so a slow scheduler is not called stale between its polls.
  */
 export function graceSeconds (row: HeartbeatRow, settings: GraceSettings): number {
   if (settings.overrideSeconds !== undefined) return settings.overrideSeconds
@@ -134,9 +112,8 @@ const UNKNOWN_OUTPUT = "The database could not be reached in time, so the schedu
 const MISSING_OUTPUT = 'The heartbeat table has no row: the scheduler has never written its heartbeat here, or the row was deleted.'
 
 /**
- * One sentence for a human on call about a state reached with a row (every state but unknown and missing, and
- * only the non-healthy ones are ever asked for). It never contains the word that names the healthy status and
- * carries no row data beyond the body's own fields (so neither paused_reason nor the breaker's raw value).
+ * One sentence for a human on call about a non-healthy state reached with a row. It never names the healthy status
+ * and carries no row data beyond the body's own fields (neither paused_reason nor the breaker's raw value).
  */
 function sentence (state: LivenessState, body: Liveness, updatedAt: Date, grace: number): string {
   const g = show(grace)
@@ -178,16 +155,8 @@ function sentence (state: LivenessState, body: Liveness, updatedAt: Date, grace:
 }
 
 /**
- * The liveness verdict for one reading.
- *
- * `retryAfterSeconds` (for `Retry-After`) is always a whole number in [1, 300]:
- * - unknown: 5 (the database may be back any moment);
- * - when time alone will change the verdict, the ceiling of the seconds until the nearest such moment:
- *   alive → late at next_poll_at; late, starting, stopping, circuit_open and degraded → stale at
- *   next_poll_at + grace (updated_at + grace when next_poll_at is null). A moment that is exactly now gives 1;
- * - otherwise (missing, paused, stopped, stale: only a write of the row can change them), the scheduler's
- *   announced interval ceil(next_poll_at − last_poll_at) when it is positive, else 60;
- * - then clamped to [1, 300].
+ * The liveness verdict for one reading. `retryAfterSeconds` is when time alone next changes the verdict, or, for
+ * states only a write can change, the scheduler's announced interval (else 60); 5 for unknown; clamped to [1, 300].
  */
 export function deriveLiveness (reading: HeartbeatReading, settings: GraceSettings): Verdict {
   if (!reading.reachable) {

@@ -1,7 +1,8 @@
 // What an operator may change through PATCH /heartbeat, and who owns everything else. Pure: the route validates the
 // body's shape with its schema, then asks normalisePatch for the rules a schema cannot say (trimmed length, text
 // PostgreSQL could not store as sent).
-import type { BreakerState, HeartbeatRow, SchedulerStatus } from './heartbeat.js'
+import { Type, type Static } from '@sinclair/typebox'
+import { BREAKER_STATES, SCHEDULER_STATUSES, type BreakerState, type HeartbeatRow, type SchedulerStatus } from './heartbeat.js'
 
 /** The only columns a PATCH may write (updated_at is set by the API itself). */
 export const WRITABLE_FIELDS = ['status', 'paused_reason', 'circuit_breaker_state'] as const
@@ -28,12 +29,25 @@ export function whyNotWritable (name: string): string {
 
 export const PAUSED_REASON_MAX_CHARS = 500
 
-/** A PATCH body as its schema admits it: at least one writable field, nothing else. */
-export interface HeartbeatPatch {
-  status?: SchedulerStatus
-  paused_reason?: string | null
-  circuit_breaker_state?: BreakerState
-}
+/** The writable fields of a PATCH body; HeartbeatPatchSchema (below) adds the rules for the body as a whole. */
+const PatchFields = Type.Object({
+  status: Type.Optional(Type.Unsafe<SchedulerStatus>({
+    type: 'string',
+    enum: [...SCHEDULER_STATUSES],
+    description: 'running to resume; stopping to ask the scheduler to stop (with a paused_reason: a pause); stopped'
+  })),
+  paused_reason: Type.Optional(Type.Union([
+    Type.String({ description: `1 to ${PAUSED_REASON_MAX_CHARS} characters after trimming; stored trimmed` }),
+    Type.Null({ description: 'clears the reason (resume)' })
+  ], { description: `Why the scheduler is paused: 1 to ${PAUSED_REASON_MAX_CHARS} characters after trimming leading and trailing white space (stored trimmed), or null` })),
+  circuit_breaker_state: Type.Optional(Type.Unsafe<BreakerState>({
+    type: 'string',
+    enum: [...BREAKER_STATES],
+    description: 'OPEN trips the breaker, CLOSED resets it, HALF_OPEN lets a trial through'
+  }))
+})
+
+export type HeartbeatPatch = Static<typeof PatchFields>
 
 /** The columns to write, exactly as they will be stored. */
 export type HeartbeatChanges = Partial<Pick<HeartbeatRow, WritableField>>
@@ -94,3 +108,15 @@ export function describeChanges (before: HeartbeatRow, after: HeartbeatRow, chan
 export const pauseBody = (reason: string): HeartbeatPatch => ({ status: 'stopping', paused_reason: reason })
 export const RESUME_BODY: HeartbeatPatch = Object.freeze({ status: 'running', paused_reason: null })
 export const breakerBody = (state: BreakerState): HeartbeatPatch => ({ circuit_breaker_state: state })
+
+/** The PATCH body: at least one writable field, nothing else. */
+export const HeartbeatPatchSchema = Type.Object(PatchFields.properties, {
+  additionalProperties: false,
+  minProperties: 1,
+  description: 'At least one of the operator\'s fields; any other property is refused with a 400 that names it and its owner.',
+  'x-examples': {
+    pause: { summary: 'Pause the scheduler', value: pauseBody('deploy') },
+    resume: { summary: 'Resume the scheduler', value: RESUME_BODY },
+    breaker: { summary: 'Trip the circuit breaker', value: breakerBody('OPEN') }
+  }
+})

@@ -1,13 +1,12 @@
 // What /readyz answers, as data: each named check passes or fails, the whole passes only when every check does, and
 // a check's `output` (policy expressions, drift, table problems) is a detail only some callers may see.
+import type { Static } from '@sinclair/typebox'
+import type { CheckSchema, ReadinessSchema } from './schemas.js'
 
-export type CheckStatus = 'pass' | 'warn' | 'fail'
-export interface Check { status: CheckStatus, output?: string }
-
-/** One entry per check; a new check is one more key here, in the route's schema and in db/readiness.ts. */
-/** `writes` warns on a read-only database (a read replica): every read is served, so the API stays ready. */
-export interface ReadinessChecks { database: Check, table: Check, policies: Check, writes: Check }
-export interface Readiness { status: 'pass' | 'fail', checks: ReadinessChecks }
+export type Readiness = Static<typeof ReadinessSchema>
+export type ReadinessChecks = Readiness['checks']
+/** A pass-or-fail check; `writes` may also warn (a read-only database: every read is served, so the API stays ready). */
+export type Check = Static<typeof CheckSchema>
 
 /**
  * The role whose callers see each check's `output`. Policy expressions can carry business rules (claims, user ids),
@@ -21,7 +20,7 @@ export function checkOf (problems: readonly string[]): Check {
 }
 
 export function readinessOf (checks: ReadinessChecks): Readiness {
-  const ready = Object.values(checks).every((check: Check) => check.status !== 'fail')
+  const ready = Object.values(checks).every((check) => check.status !== 'fail')
   return { status: ready ? 'pass' : 'fail', checks }
 }
 
@@ -38,6 +37,6 @@ export function unavailableReadiness (): Readiness {
 
 /** The answer for callers without DETAILS_ROLE: the overall status and each check's name and status, nothing else. */
 export function withoutDetails (readiness: Readiness): Readiness {
-  const checks = Object.fromEntries(Object.entries(readiness.checks).map(([name, check]: [string, Check]) => [name, { status: check.status }]))
+  const checks = Object.fromEntries(Object.entries(readiness.checks).map(([name, check]) => [name, { status: check.status }]))
   return { status: readiness.status, checks: checks as unknown as ReadinessChecks }
 }

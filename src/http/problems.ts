@@ -1,14 +1,10 @@
 // RFC 9457 problem details: every error the API answers is one of these, with a stable `code`.
+import type { Static } from '@sinclair/typebox'
+import type { ProblemSchema } from './schemas.js'
 
 export const PROBLEM_TYPE_BASE = 'urn:eva-heartbeat-api:problem:'
 
-export interface Problem {
-  type: string
-  title: string
-  status: number
-  detail: string
-  code: string
-}
+export type Problem = Static<typeof ProblemSchema>
 
 export class ProblemError extends Error {
   override name = 'ProblemError'

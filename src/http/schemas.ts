@@ -1,13 +1,7 @@
-// Shared response schemas. Each carries an $id, which becomes its OpenAPI component name.
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
-
-/**
- * `T | null` as one schema with a type array (`"type": ["string", "null"]`), not `anyOf`: fast-json-stringify
- * serializes a type array by `typeof`, while for `anyOf` it runs the validator (the date-time format included) on
- * every nullable value of every answer — 3.8 µs against 1.1 µs for a liveness body.
- */
-const Nullable = <T extends TSchema>(schema: T) => Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type as string, 'null'] })
-const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601, UTC' })
+// Every schema the routes share, each with an $id, which names its OpenAPI component. The domain's shapes come from
+// src/domain/schemas.ts, where the domain's types derive from them.
+import { CloneType, Type } from '@sinclair/typebox'
+import * as shapes from '../domain/schemas.js'
 
 export const ProblemSchema = Type.Object({
   type: Type.String({ description: 'URI reference naming the problem type', examples: ['urn:eva-heartbeat-api:problem:token_expired'] }),
@@ -17,43 +11,25 @@ export const ProblemSchema = Type.Object({
   code: Type.String({ description: 'Stable machine-readable code', examples: ['token_expired', 'insufficient_scope', 'unknown_field', 'database_unavailable'] })
 }, { $id: 'Problem', description: 'RFC 9457 problem details' })
 
-export const LIVENESS_STATES = ['unknown', 'missing', 'paused', 'stopped', 'stale', 'stopping', 'circuit_open', 'degraded', 'starting', 'late', 'alive'] as const
-
-export const LivenessSchema = Type.Object({
-  status: Type.Union([Type.Literal('pass'), Type.Literal('warn'), Type.Literal('fail')]),
-  state: Type.Union(LIVENESS_STATES.map((state) => Type.Literal(state))),
-  checked_at: Timestamp,
-  last_poll_at: Nullable(Timestamp),
-  next_poll_at: Nullable(Timestamp),
-  seconds_since_last_poll: Nullable(Type.Number({ description: 'Negative when the scheduler\'s clock is ahead of the database\'s' })),
-  seconds_overdue: Nullable(Type.Number({ minimum: 0 })),
-  grace_seconds: Nullable(Type.Number({ minimum: 0 })),
-  output: Type.Optional(Type.String({ description: 'One human sentence, whenever status is not pass' })),
-  demo: Type.Optional(Type.Literal(true, { description: 'Present only when the verdict is about demo data: the embedded database (no DATABASE_URL), not a real scheduler' }))
-}, { $id: 'Liveness', description: 'The derived liveness verdict (draft-inadarei-api-health-check style)' })
-
-export const HeartbeatRowSchema = Type.Object({
-  id: Type.Integer(),
-  instance_id: Type.String(),
-  started_at: Timestamp,
-  last_poll_at: Nullable(Timestamp),
-  next_poll_at: Nullable(Timestamp),
-  poll_count: Type.Integer(),
-  dispatch_count: Type.Integer(),
-  error_count: Type.Integer(),
-  circuit_breaker_state: Nullable(Type.String()),
-  paused_reason: Nullable(Type.String()),
-  status: Type.String({ examples: ['running', 'stopping', 'stopped'] }),
-  metadata: Type.Unknown({ description: 'Opaque JSON written by the scheduler' }),
-  updated_at: Timestamp
-}, { $id: 'HeartbeatRow', description: 'The eva_scheduler_heartbeat row (id = 1), all 13 columns' })
+export const LivenessSchema = CloneType(shapes.LivenessSchema, { $id: 'Liveness' })
+export const HeartbeatRowSchema = CloneType(shapes.HeartbeatRowSchema, { $id: 'HeartbeatRow' })
 
 export const HeartbeatResponseSchema = Type.Object({
   heartbeat: Type.Ref(HeartbeatRowSchema),
   liveness: Type.Ref(LivenessSchema)
 }, { $id: 'HeartbeatResponse' })
 
-export const SHARED_SCHEMAS = [ProblemSchema, LivenessSchema, HeartbeatRowSchema, HeartbeatResponseSchema]
+export const ReadinessSchema = CloneType(shapes.ReadinessSchema, { $id: 'Readiness' })
+
+export const ShieldsEndpointSchema = Type.Object({
+  schemaVersion: Type.Literal(1),
+  label: Type.String(),
+  message: Type.String({ description: 'The verdict state in words; followed by " (demo)" when the verdict is about demo data (the embedded database)', examples: ['alive', 'late', 'stale', 'circuit open', 'alive (demo)'] }),
+  color: Type.String({ description: 'brightgreen (pass), yellow (warn), red (fail), lightgrey (unknown: the database could not be read)' })
+}, { $id: 'ShieldsEndpoint', description: 'shields.io endpoint badge (https://shields.io/badges/endpoint-badge)' })
+
+/** In this order, so that the OpenAPI document's components keep theirs. */
+export const SHARED_SCHEMAS = [ProblemSchema, LivenessSchema, HeartbeatRowSchema, HeartbeatResponseSchema, ReadinessSchema, ShieldsEndpointSchema]
 
 /** `security` of a public operation: said explicitly, so that no client assumes the document's default. */
 export const PUBLIC: Array<Record<string, string[]>> = []

@@ -5,7 +5,7 @@ import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
 import { BREAKER_METRIC_STATES, type SchedulerSample } from '../domain/metrics.js'
 import { SCHEDULER_STATUSES } from '../domain/heartbeat.js'
-import { LIVENESS_STATES } from '../http/schemas.js'
+import { LIVENESS_STATES } from '../domain/schemas.js'
 import { RequestMetrics } from './request-metrics.js'
 
 declare module 'fastify' {

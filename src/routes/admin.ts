@@ -4,9 +4,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { UpdateRefusedError, type HeartbeatChange, type LockedHeartbeat } from '../db/heartbeat.js'
-import { BREAKER_STATES, SCHEDULER_STATUSES, type BreakerState, type SchedulerStatus } from '../domain/heartbeat.js'
 import { deriveLiveness, withDemoLabel, type GraceSettings } from '../domain/liveness.js'
-import { breakerBody, describeChanges, normalisePatch, PAUSED_REASON_MAX_CHARS, pauseBody, RESUME_BODY, type HeartbeatPatch } from '../domain/patch.js'
+import { describeChanges, HeartbeatPatchSchema, normalisePatch } from '../domain/patch.js'
 import { entityTag, heartbeatJson, ifMatch } from '../domain/representation.js'
 import { heartbeatNotFound, ProblemError } from '../http/problems.js'
 import { useStrictJsonBodies } from '../http/json-body.js'
@@ -24,32 +23,6 @@ export const PATCH_BODY_LIMIT_BYTES = 16 * 1024
 export const PATCH_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'] as const
 const ACCEPT_PATCH = PATCH_MEDIA_TYPES.join(', ')
 const BEARER = [{ bearerAuth: [] }]
-
-export const HeartbeatPatchSchema = Type.Object({
-  status: Type.Optional(Type.Unsafe<SchedulerStatus>({
-    type: 'string',
-    enum: [...SCHEDULER_STATUSES],
-    description: 'running to resume; stopping to ask the scheduler to stop (with a paused_reason: a pause); stopped'
-  })),
-  paused_reason: Type.Optional(Type.Union([
-    Type.String({ description: `1 to ${PAUSED_REASON_MAX_CHARS} characters after trimming; stored trimmed` }),
-    Type.Null({ description: 'clears the reason (resume)' })
-  ], { description: `Why the scheduler is paused: 1 to ${PAUSED_REASON_MAX_CHARS} characters after trimming leading and trailing white space (stored trimmed), or null` })),
-  circuit_breaker_state: Type.Optional(Type.Unsafe<BreakerState>({
-    type: 'string',
-    enum: [...BREAKER_STATES],
-    description: 'OPEN trips the breaker, CLOSED resets it, HALF_OPEN lets a trial through'
-  }))
-}, {
-  additionalProperties: false,
-  minProperties: 1,
-  description: 'At least one of the operator\'s fields; any other property is refused with a 400 that names it and its owner.',
-  'x-examples': {
-    pause: { summary: 'Pause the scheduler', value: pauseBody('deploy') },
-    resume: { summary: 'Resume the scheduler', value: RESUME_BODY },
-    breaker: { summary: 'Trip the circuit breaker', value: breakerBody('OPEN') }
-  }
-})
 
 /** Only JSON bodies: Fastify would otherwise parse text/plain too and the schema would answer 400, not 415. */
 async function requireJsonBody (request: FastifyRequest): Promise<void> {
@@ -109,7 +82,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
     onRequest: [app.requireRole('update'), requireJsonBody]
   }, async (request, reply) => {
     const principal = principalOf(request)
-    const normalised = normalisePatch(request.body as HeartbeatPatch)
+    const normalised = normalisePatch(request.body)
     if (!normalised.ok) throw new ProblemError(400, 'invalid_request', 'Invalid request', normalised.detail)
 
     const condition = request.headers['if-match']

@@ -5,29 +5,9 @@ import { readCredential } from '../auth/credentials.js'
 import { checkReadiness, READINESS_REUSE_MS, SharedResult } from '../db/readiness.js'
 import { DETAILS_ROLE, withoutDetails } from '../domain/readiness.js'
 import { ProblemError } from '../http/problems.js'
-import { PUBLIC } from '../http/schemas.js'
+import { PUBLIC, ReadinessSchema } from '../http/schemas.js'
 
 const HEALTH_JSON = 'application/health+json'
-
-const Check = Type.Object({
-  status: Type.Union([Type.Literal('pass'), Type.Literal('fail')]),
-  output: Type.Optional(Type.String({ description: 'What the check found wrong; only for service_role callers' }))
-})
-
-// warn, not fail: a read replica serves every read, so the API stays ready (200); only PATCH is refused.
-const WritesCheck = Type.Object({
-  status: Type.Union([Type.Literal('pass'), Type.Literal('warn'), Type.Literal('fail')]),
-  output: Type.Optional(Type.String())
-}, { description: 'warn when the database is read-only (a hot standby, or default_transaction_read_only on): reads are served, PATCH answers 503 database_read_only' })
-
-export const ReadinessSchema = Type.Object({
-  status: Type.Union([Type.Literal('pass'), Type.Literal('fail')]),
-  checks: Type.Object({ database: Check, table: Check, policies: Check, writes: WritesCheck })
-}, {
-  $id: 'Readiness',
-  description: 'Whether this API can serve: database reachable, table and policies as expected. Every caller gets each ' +
-    'check\'s status; only a service_role token or secret API key also gets the failing checks\' `output`.'
-})
 
 const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = async (app, { statementTimeoutMs }) => {
   const readiness = new SharedResult(async () => await checkReadiness(app.sql, { statementTimeoutMs }), READINESS_REUSE_MS)

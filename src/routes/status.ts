@@ -6,7 +6,7 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { deriveLiveness, type GraceSettings, type Liveness } from '../domain/liveness.js'
 import { SERVICE_READER } from '../plugins/auth.js'
-import { problem, PUBLIC } from '../http/schemas.js'
+import { problem, PUBLIC, ShieldsEndpointSchema } from '../http/schemas.js'
 import { loadAssets } from '../status/assets.js'
 import { badgeSvg, DEFAULT_BADGE_LABEL, shieldsEndpoint } from '../status/badge.js'
 import { renderStatusPage } from '../status/page.js'
@@ -41,13 +41,6 @@ function addVary (reply: FastifyReply, fields: string): void {
 }
 
 const HTML = 'text/html; charset=utf-8'
-
-export const ShieldsEndpointSchema = Type.Object({
-  schemaVersion: Type.Literal(1),
-  label: Type.String(),
-  message: Type.String({ description: 'The verdict state in words; followed by " (demo)" when the verdict is about demo data (the embedded database)', examples: ['alive', 'late', 'stale', 'circuit open', 'alive (demo)'] }),
-  color: Type.String({ description: 'brightgreen (pass), yellow (warn), red (fail), lightgrey (unknown: the database could not be read)' })
-}, { $id: 'ShieldsEndpoint', description: 'shields.io endpoint badge (https://shields.io/badges/endpoint-badge)' })
 
 const BadgeQuery = Type.Object({
   label: Type.Optional(Type.String({

@@ -1,17 +1,14 @@
 // The verdict as a badge: a shields-style SVG (drawn by badge-maker, the shields.io project's own renderer, which
 // escapes its text) and the JSON of shields.io's endpoint badge, so that shields.io can draw it too.
+import type { Static } from '@sinclair/typebox'
 import type { Liveness } from '../domain/liveness.js'
 import { BADGE_COLOURS, STATE_WORDS, toneOf } from '../domain/verdict-display.js'
+import type { ShieldsEndpointSchema } from '../http/schemas.js'
 
 export const DEFAULT_BADGE_LABEL = 'scheduler'
 
 /** https://shields.io/badges/endpoint-badge */
-export interface ShieldsEndpoint {
-  schemaVersion: 1
-  label: string
-  message: string
-  color: string
-}
+export type ShieldsEndpoint = Static<typeof ShieldsEndpointSchema>
 
 /** The message is the server's own (the label is the caller's): that is where demo data is named. */
 export function shieldsEndpoint (label: string, liveness: Liveness, demoData = false): ShieldsEndpoint {

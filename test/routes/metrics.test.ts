@@ -3,7 +3,7 @@
 import t from 'tap'
 import { bearer, deleteRow, startTestApp, writeRow, type RowShape } from '../helpers/app.js'
 import { parseSamples, series, stateSet, valueOf, type Sample } from '../helpers/prometheus.js'
-import { LIVENESS_STATES } from '../../src/http/schemas.js'
+import { LIVENESS_STATES } from '../../src/domain/schemas.js'
 
 const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8'
 
