@@ -1,6 +1,6 @@
 // sql.begin, the only way the API's pool sends anything: inside a transaction postgres.js never pipelines and a
 // transaction pooler keeps the server connection linked. When the connection itself is lost nothing is rolled back
-// (the server already ended it), so a dead socket cannot crash the process (docs/design.md, the driver).
+// (the server already ended it), so a dead socket cannot crash the process (docs/reliability.md, "Faults").
 import type { Fragment, Sql, TransactionSql } from 'postgres'
 
 /** The driver's and the socket's codes for a connection that is gone, and the server's "terminating connection". */
