@@ -9,12 +9,9 @@ const CLIENT_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH',
   'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', 'DATABASE_TIMEOUT'
 ])
-// SQLSTATEs: 08 connection exception, 53 insufficient resources, 57014 statement timeout / cancel,
-// 57P01-57P05 shutdown and termination, 55P03 lock not available, 40001/40P01 serialization and deadlock,
-// 28 the login refused (unknown role, wrong password) and 3D000 no such database: the server is up but will not
-// let the API in, which for its callers is the same outage (a 503 they can retry, never a 500).
-// 42P01 no such table, 42703 no such column, 42501 no privilege: the table is gone or not as expected (/readyz
-// says which); the heartbeat cannot be read, so its state is unknown rather than a crash of ours.
+// SQLSTATEs that mean the heartbeat cannot be read now: connection, resources, timeout or cancel, shutdown, locks,
+// serialization, a refused login or database, a missing table, column or privilege (/readyz says which). For the
+// caller each is an outage to retry (503), never a crash of ours (500).
 const SERVER_STATES = /^(08|53|28)|^57014$|^57P0[1-5]$|^55P03$|^40001$|^40P01$|^3D000$|^42P01$|^42703$|^42501$/
 
 /**
