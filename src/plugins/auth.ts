@@ -5,25 +5,12 @@ import fp from 'fastify-plugin'
 import { ApiKeySet, type ConfiguredApiKey } from '../auth/api-keys.js'
 import { readCredential, type Credential } from '../auth/credentials.js'
 import { forbidden, JwksUnavailableProblem, TokenVerifier, unauthorized, type JwtSettings } from '../auth/jwt.js'
+import { apiKeyPrincipal, tokenPrincipal, type Principal } from '../auth/principal.js'
 import { TokenCache } from '../auth/token-cache.js'
-import type { DbIdentity } from '../db/heartbeat.js'
 import type { StreamEnd } from '../domain/events.js'
 import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain/policies.js'
 import { ProblemError } from '../http/problems.js'
 import type { StreamLease } from '../events/hub.js'
-
-export interface Principal extends DbIdentity {
-  role: ApiRole
-  /** Who, for logs: `sub`, else the role with the key's `jti`/`kid`; `apikey:<name or fingerprint>`. Never the credential. */
-  subject: string
-  /** When the credential stops being valid, in ms since the epoch (exp plus the clock tolerance); undefined: never. */
-  expiresAt?: number
-  /**
-   * Whom open event streams count against (EVENTS_MAX_PER_PRINCIPAL): `sub:<sub>`, `apikey:<name>`, or for a token
-   * without `sub` its role (`role:<role>`): every such token of a role is one principal, since a fresh jti costs nothing.
-   */
-  owner: string
-}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -37,17 +24,6 @@ declare module 'fastify' {
     principal: Principal | undefined
   }
 }
-
-/**
- * Anonymous callers of public routes (liveness, and metrics when public) are served by the service reading as
- * `authenticated`, the least role a policy lets read; what such routes answer is limited by their schemas.
- */
-export const SERVICE_READER: Principal = Object.freeze({
-  role: 'authenticated',
-  claims: Object.freeze({ role: 'authenticated', sub: 'eva-heartbeat-api' }),
-  subject: 'eva-heartbeat-api',
-  owner: 'sub:eva-heartbeat-api'
-})
 
 export interface AuthPluginOptions {
   jwt: JwtSettings
@@ -65,7 +41,7 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
   /** The token each authenticated request carried, for a stream's later checks; never logged, gone with the request. */
   const tokenOf = new WeakMap<FastifyRequest, { token: string, fromKeySet: boolean }>()
 
-  function allow (role: string, action: TableAction): void {
+  function allow (role: string, action: TableAction): asserts role is ApiRole {
     if (!isApiRole(role) || !mayPerform(role, action)) throw forbidden(`Role ${role} may not ${action} the heartbeat.`)
   }
 
@@ -77,16 +53,10 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
     })
     if (role === undefined) throw forbidden(`The token has no ${jwt.roleClaim} claim, so it may not ${action} the heartbeat.`)
     allow(role, action)
-    const subject = typeof claims.sub === 'string' && claims.sub !== ''
-      ? claims.sub
-      : [role, claims.jti ?? header.kid].filter((part) => part !== undefined).join(':')
     tokenOf.set(request, { token, fromKeySet: header.alg !== 'HS256' })
-    const expiresAt = typeof claims.exp === 'number' ? (claims.exp + jwt.clockToleranceSeconds) * 1000 : undefined
-    const owner = typeof claims.sub === 'string' && claims.sub !== '' ? `sub:${claims.sub}` : `role:${role}`
-    return { role: role as ApiRole, claims, subject, expiresAt, owner }
+    return tokenPrincipal(claims, header, role, jwt.clockToleranceSeconds)
   }
 
-  /** A secret API key acts as service_role; the database sees claims naming the key (never the key itself). */
   function principalOfKey (key: ConfiguredApiKey | undefined, action: TableAction): Principal {
     if (keys.size === 0) {
       throw unauthorized('api_keys_not_configured',
@@ -94,12 +64,7 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
     }
     if (key === undefined) throw unauthorized('invalid_api_key', 'The API key is not one this service accepts (SERVICE_API_KEYS).')
     allow('service_role', action)
-    return {
-      role: 'service_role',
-      claims: { role: 'service_role', api_key: { id: key.id, fingerprint: key.fingerprint } },
-      subject: `apikey:${key.id}`,
-      owner: `apikey:${key.id}`
-    }
+    return apiKeyPrincipal(key)
   }
 
   async function principalOf (

@@ -10,7 +10,7 @@ import { breakerBody, describeChanges, normalisePatch, PAUSED_REASON_MAX_CHARS, 
 import { entityTag, heartbeatJson, ifMatch } from '../domain/representation.js'
 import { heartbeatNotFound, ProblemError } from '../http/problems.js'
 import { useStrictJsonBodies } from '../http/json-body.js'
-import type { Principal } from '../plugins/auth.js'
+import type { Principal } from '../auth/principal.js'
 import { HeartbeatResponseSchema, problem } from '../http/schemas.js'
 
 export interface AdminRoutesOptions {

@@ -5,7 +5,7 @@ import { deriveLiveness, livenessHttpStatus, withDemoLabel, type GraceSettings, 
 import { entityTag, heartbeatJson, noneMatch } from '../domain/representation.js'
 import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../http/problems.js'
 import { unauthorized } from '../auth/jwt.js'
-import { SERVICE_READER } from '../plugins/auth.js'
+import { SERVICE_READER } from '../auth/principal.js'
 import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, ProblemSchema, PUBLIC } from '../http/schemas.js'
 
 export interface HeartbeatRoutesOptions {

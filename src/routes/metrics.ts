@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { deriveLiveness, type GraceSettings } from '../domain/liveness.js'
 import { schedulerSample } from '../domain/metrics.js'
-import { SERVICE_READER } from '../plugins/auth.js'
+import { SERVICE_READER } from '../auth/principal.js'
 import { problem, PUBLIC } from '../http/schemas.js'
 
 export interface MetricsRoutesOptions {
