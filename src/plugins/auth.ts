@@ -4,12 +4,12 @@ import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { ApiKeySet, type ConfiguredApiKey } from '../auth/api-keys.js'
 import { readCredential, type Credential } from '../auth/credentials.js'
-import { forbidden, JwksUnavailableProblem, TokenVerifier, unauthorized, type JwtSettings } from '../auth/jwt.js'
+import { TokenVerifier, type JwtSettings } from '../auth/jwt.js'
 import { apiKeyPrincipal, tokenPrincipal, type Principal } from '../auth/principal.js'
+import { AuthRejection, forbidden, invalidCredential, missingCredential } from '../auth/rejection.js'
 import { TokenCache } from '../auth/token-cache.js'
 import type { StreamEnd } from '../domain/events.js'
 import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain/policies.js'
-import { ProblemError } from '../http/problems.js'
 import type { StreamLease } from '../events/hub.js'
 
 declare module 'fastify' {
@@ -30,8 +30,6 @@ export interface AuthPluginOptions {
   apiKeys: readonly ConfiguredApiKey[]
 }
 
-const MISSING = 'This endpoint needs a bearer token (Authorization: Bearer <JWT>) or a secret API key (apikey: sb_secret_…).'
-
 export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
   const verifier = new TokenVerifier(jwt)
   const tokens = new TokenCache(verifier, { clockToleranceSeconds: jwt.clockToleranceSeconds })
@@ -48,7 +46,7 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
   async function principalOfToken (request: FastifyRequest, token: string, action: TableAction): Promise<Principal> {
     const { claims, header, role } = await tokens.verify(token).catch((error: unknown) => {
       // The answer says only "try again shortly"; the operator needs to know why.
-      if (error instanceof JwksUnavailableProblem) request.log.warn({ jwks: error.reason }, 'JWKS unavailable')
+      if (error instanceof AuthRejection && error.kind === 'keys_unavailable') request.log.warn({ jwks: error.reason }, 'JWKS unavailable')
       throw error
     })
     if (role === undefined) throw forbidden(`The token has no ${jwt.roleClaim} claim, so it may not ${action} the heartbeat.`)
@@ -59,10 +57,10 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
 
   function principalOfKey (key: ConfiguredApiKey | undefined, action: TableAction): Principal {
     if (keys.size === 0) {
-      throw unauthorized('api_keys_not_configured',
+      throw invalidCredential('api_keys_not_configured',
         'API keys (sb_secret_…) must be configured in SERVICE_API_KEYS to be accepted, and this service has none; send a JWT instead.')
     }
-    if (key === undefined) throw unauthorized('invalid_api_key', 'The API key is not one this service accepts (SERVICE_API_KEYS).')
+    if (key === undefined) throw invalidCredential('invalid_api_key', 'The API key is not one this service accepts (SERVICE_API_KEYS).')
     allow('service_role', action)
     return apiKeyPrincipal(key)
   }
@@ -71,7 +69,7 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
     request: FastifyRequest, credential: Credential, key: ConfiguredApiKey | undefined, action: TableAction
   ): Promise<Principal> {
     switch (credential.kind) {
-      case 'none': throw unauthorized('missing_token', MISSING, false)
+      case 'none': throw missingCredential()
       case 'publishable': throw forbidden(`A publishable key acts as role anon, which may not ${action} the heartbeat.`)
       case 'api_key': return principalOfKey(key, action)
       case 'jwt': return await principalOfToken(request, credential.token, action)
@@ -98,8 +96,8 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
       return await principalOf(request, credential, key, action)
     } catch (error) {
       // A credential that does not verify, or a malformed header, counts as a failure. No credential at all is not an
-      // attempt; a 403 comes from a genuine credential; a 503 (keys unavailable) is not the client's failure.
-      if (error instanceof ProblemError && error.status === 401 && error.code !== 'missing_token') await app.authFailures.count(request)
+      // attempt; a forbidden one is genuine; keys that are unavailable are not the client's failure.
+      if (error instanceof AuthRejection && error.kind === 'invalid_credential') await app.authFailures.count(request)
       throw error
     }
   }
@@ -120,7 +118,7 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
           await tokens.verify(token)
           return undefined
         } catch (error) {
-          if (!(error instanceof ProblemError) || error.status !== 401) return undefined
+          if (!(error instanceof AuthRejection) || error.kind !== 'invalid_credential') return undefined
           return error.code === 'token_expired'
             ? { reason: 'token_expired', detail: error.detail }
             : { reason: 'key_removed', detail: `${error.detail} The signing key was removed from the JWKS; reconnect with a fresh token.` }

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { readCredential } from '../auth/credentials.js'
+import { AuthRejection } from '../auth/rejection.js'
 import { checkReadiness, READINESS_REUSE_MS, SharedResult } from '../db/readiness.js'
 import { DETAILS_ROLE, withoutDetails } from '../domain/readiness.js'
 import { ProblemError } from '../http/problems.js'
@@ -43,7 +44,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = 
     try {
       request.principal = await app.authenticate(request, 'select')
     } catch (error) {
-      if (error instanceof ProblemError) return false
+      if (error instanceof AuthRejection || error instanceof ProblemError) return false
       throw error
     }
     return request.principal.role === DETAILS_ROLE

@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import { deriveLiveness, livenessHttpStatus, withDemoLabel, type GraceSettings, type HeartbeatReading, type Verdict } from '../domain/liveness.js'
 import { entityTag, heartbeatJson, noneMatch } from '../domain/representation.js'
 import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../http/problems.js'
-import { unauthorized } from '../auth/jwt.js'
+import { missingCredential } from '../auth/rejection.js'
 import { SERVICE_READER } from '../auth/principal.js'
 import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, ProblemSchema, PUBLIC } from '../http/schemas.js'
 
@@ -63,7 +63,7 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
     preHandler: app.requireRole('select')
   }, async (request, reply) => {
     // Fails closed: without the principal the role gate sets, nothing is read (never as a stand-in reader).
-    if (request.principal === undefined) throw unauthorized('missing_token', 'This endpoint needs a bearer token (Authorization: Bearer <JWT>).', false)
+    if (request.principal === undefined) throw missingCredential()
     const reading = await app.store.read(request.principal)
     if (!reading.reachable) throw databaseUnavailable()
     if (reading.row === null) throw heartbeatNotFound()
