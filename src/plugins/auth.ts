@@ -8,17 +8,18 @@ import { TokenVerifier, type JwtSettings } from '../auth/jwt.js'
 import { apiKeyPrincipal, tokenPrincipal, type Principal } from '../auth/principal.js'
 import { AuthRejection, forbidden, invalidCredential, missingCredential } from '../auth/rejection.js'
 import { TokenCache } from '../auth/token-cache.js'
-import type { StreamEnd } from '../domain/events.js'
 import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain/policies.js'
-import type { StreamLease } from '../events/hub.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     verifier: TokenVerifier
     requireRole: (action: TableAction) => preHandlerAsyncHookHandler
     authenticate: (request: FastifyRequest, action: TableAction) => Promise<Principal>
-    /** How long the credential of an authenticated request holds, for a stream that outlives the request. */
-    streamLease: (request: FastifyRequest) => StreamLease
+    /**
+     * A later check of the credential an authenticated request carried, for what outlives the request (a stream):
+     * throws its AuthRejection once it no longer holds; undefined when only its expiry can end it (API key, HS256).
+     */
+    recheckCredential: (request: FastifyRequest) => (() => Promise<void>) | undefined
   }
   interface FastifyRequest {
     principal: Principal | undefined
@@ -104,32 +105,17 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
 
   /**
    * A token signed by a JWKS key is checked again through the token cache: a cache hit while the key set is fresh,
-   * else a verification that makes jose fetch the set anew, so a removed key ends the stream within the cache age.
-   * Keys that cannot be fetched end nothing (the token may be good); an HS256 secret is fixed for the process's life.
+   * else a verification that makes jose fetch the set anew. An HS256 secret is fixed for the process's life.
    */
-  function streamLease (request: FastifyRequest): StreamLease {
-    const principal = request.principal
+  function recheckCredential (request: FastifyRequest): (() => Promise<void>) | undefined {
     const credential = tokenOf.get(request)
-    if (principal === undefined || credential === undefined) return {}
-    const { token, fromKeySet } = credential
-    const recheck = fromKeySet
-      ? async (): Promise<StreamEnd | undefined> => {
-        try {
-          await tokens.verify(token)
-          return undefined
-        } catch (error) {
-          if (!(error instanceof AuthRejection) || error.kind !== 'invalid_credential') return undefined
-          return error.code === 'token_expired'
-            ? { reason: 'token_expired', detail: error.detail }
-            : { reason: 'key_removed', detail: `${error.detail} The signing key was removed from the JWKS; reconnect with a fresh token.` }
-        }
-      }
-      : undefined
-    return { expiresAt: principal.expiresAt, recheck }
+    if (credential?.fromKeySet !== true) return undefined
+    const { token } = credential
+    return async () => { await tokens.verify(token) }
   }
 
   app.decorate('authenticate', authenticate)
-  app.decorate('streamLease', streamLease)
+  app.decorate('recheckCredential', recheckCredential)
   app.decorate('requireRole', (action: TableAction): preHandlerAsyncHookHandler => async (request) => {
     request.principal = await authenticate(request, action)
   })

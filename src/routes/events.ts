@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { formatRetry, HEARTBEAT_EVENT } from '../domain/events.js'
 import type { EventSink } from '../events/hub.js'
+import { streamLease } from '../events/lease.js'
 import { problem } from '../http/schemas.js'
 
 export interface EventsRoutesOptions {
@@ -87,7 +88,7 @@ const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app,
       },
       end: () => { if (!res.writableEnded) res.end() }
     }
-    const unsubscribe = app.events.subscribe(sink, request.headers['last-event-id'], app.streamLease(request))
+    const unsubscribe = app.events.subscribe(sink, request.headers['last-event-id'], streamLease(principal, app.recheckCredential(request)))
     // The response's 'close' fires when the client goes away or the stream is ended, whichever comes first.
     res.on('close', unsubscribe)
     if (request.raw.socket.destroyed) unsubscribe()
