@@ -1,6 +1,6 @@
-// Authentication (a bearer JWT, or a secret API key in `apikey` or as the bearer) and the policy mirror:
-// `app.requireRole(action)` is the only gate routes use.
-import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+// Authentication (a bearer JWT, or a secret API key in `apikey` or as the bearer) checked against the policy mirror:
+// `app.authenticate(request, action)` gives the principal or throws an AuthRejection. Routes gate through routeAccess().
+import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ApiKeySet, type ConfiguredApiKey } from '../auth/api-keys.js'
 import { readCredential, type Credential } from '../auth/credentials.js'
@@ -13,7 +13,6 @@ import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain
 declare module 'fastify' {
   interface FastifyInstance {
     verifier: TokenVerifier
-    requireRole: (action: TableAction) => preHandlerAsyncHookHandler
     authenticate: (request: FastifyRequest, action: TableAction) => Promise<Principal>
     /**
      * A later check of the credential an authenticated request carried, for what outlives the request (a stream):
@@ -116,7 +115,4 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
 
   app.decorate('authenticate', authenticate)
   app.decorate('recheckCredential', recheckCredential)
-  app.decorate('requireRole', (action: TableAction): preHandlerAsyncHookHandler => async (request) => {
-    request.principal = await authenticate(request, action)
-  })
 }, { name: 'auth', dependencies: ['auth-limit'] })

@@ -5,8 +5,8 @@ import { readCredential } from '../auth/credentials.js'
 import { AuthRejection } from '../auth/rejection.js'
 import { checkReadiness, READINESS_REUSE_MS, SharedResult } from '../db/readiness.js'
 import { DETAILS_ROLE, withoutDetails } from '../domain/readiness.js'
+import { routeAccess } from '../http/access.js'
 import { ProblemError } from '../http/problems.js'
-import { PUBLIC } from '../http/schemas.js'
 
 const HEALTH_JSON = 'application/health+json'
 
@@ -31,6 +31,7 @@ export const ReadinessSchema = Type.Object({
 })
 
 const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = async (app, { statementTimeoutMs }) => {
+  const open = routeAccess(app, 'public')
   const readiness = new SharedResult(async () => await checkReadiness(app.sql, { statementTimeoutMs }), READINESS_REUSE_MS)
 
   /**
@@ -55,7 +56,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = 
       operationId: 'getLivez',
       summary: 'The API process is up (no database call)',
       tags: ['health'],
-      security: PUBLIC,
+      security: open.security,
       response: { 200: { description: 'Up', content: { [HEALTH_JSON]: { schema: Type.Object({ status: Type.Literal('pass') }) } } } }
     }
   }, async (_request, reply) => {
@@ -73,7 +74,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = 
         'gets the public answer.',
       tags: ['health'],
       // Public (a credential is optional: see the description), so no 401 or 429 is ever sent.
-      security: PUBLIC,
+      security: open.security,
       response: {
         200: { description: 'Ready', content: { [HEALTH_JSON]: { schema: Type.Ref(ReadinessSchema) } } },
         503: { description: 'Not ready: the failing check says which (and, to service_role, why)', content: { [HEALTH_JSON]: { schema: Type.Ref(ReadinessSchema) } } }
