@@ -4,7 +4,8 @@
 // two apikey headers, or a secret key beside a different Bearer credential, could be read one way here and another
 // way by a proxy in front.
 import { API_KEY_PREFIX, PUBLISHABLE_KEY_PREFIX, SECRET_KEY_PREFIX } from './api-keys.js'
-import { bearerToken, singleAuthorization, unauthorized } from './jwt.js'
+import { bearerToken, singleAuthorization } from './jwt.js'
+import { invalidCredential } from './rejection.js'
 
 export type Credential =
   | { kind: 'jwt', token: string }
@@ -19,7 +20,7 @@ function singleApiKey (rawHeaders: readonly string[]): string | undefined {
   let found: string | undefined
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     if (rawHeaders[i]?.toLowerCase() !== 'apikey') continue
-    if (found !== undefined) throw unauthorized('invalid_token', 'Send one apikey header, not several.')
+    if (found !== undefined) throw invalidCredential('invalid_token', 'Send one apikey header, not several.')
     found = rawHeaders[i + 1] ?? ''
   }
   const value = found?.replace(/^[ \t]+|[ \t]+$/g, '')
@@ -32,13 +33,13 @@ const classify = (value: string): Credential => {
   return { kind: 'jwt', token: value }
 }
 
-/** The request's credential; a malformed or ambiguous one is a 401 (thrown). */
+/** The request's credential; a malformed or ambiguous one is refused (an invalid_credential thrown). */
 export function readCredential (rawHeaders: readonly string[]): Credential {
   const bearer = bearerToken(singleAuthorization(rawHeaders))
   const apikey = singleApiKey(rawHeaders)
   if (apikey?.startsWith(SECRET_KEY_PREFIX) === true) {
     if (bearer !== undefined && bearer !== apikey) {
-      throw unauthorized('invalid_token', 'The apikey header and the Authorization header carry different credentials; send one.')
+      throw invalidCredential('invalid_token', 'The apikey header and the Authorization header carry different credentials; send one.')
     }
     return { kind: 'api_key', key: apikey }
   }

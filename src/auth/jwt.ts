@@ -1,12 +1,11 @@
 // Verifies bearer tokens with jose. The accepted algorithms follow from the configured keys: HS256 only with
 // JWT_SECRET, ES256/RS256 only from JWKS_URL, never `none`, never HS256 against a public key.
-// A token the service cannot check because the signing keys cannot be had is a 503, never a 401: the token may be good.
+// A token the service cannot check because the signing keys cannot be had is keys_unavailable, never invalid: it may be good.
 import { errors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWTHeaderParameters, type JWTPayload, type RemoteJWKSet } from 'jose'
-import { ProblemError } from '../http/problems.js'
 import { describe, JWKS_DEFAULTS, JwksUnavailableError, remoteKeySet } from './jwks.js'
+import { AuthRejection, invalidCredential, keysUnavailable } from './rejection.js'
 
 export const MAX_TOKEN_BYTES = 8 * 1024
-const REALM = 'eva-heartbeat-api'
 
 export interface JwtSettings {
   secret: string | undefined
@@ -31,24 +30,6 @@ export interface VerifiedToken {
   role: string | undefined
 }
 
-/** A 401 with the challenge RFC 6750 asks for; `description` is omitted when no token was sent at all. */
-export function unauthorized (code: string, detail: string, withError = true): ProblemError {
-  const challenge = withError
-    ? `Bearer realm="${REALM}", error="invalid_token", error_description="${quoteSafe(detail)}"`
-    : `Bearer realm="${REALM}"`
-  return new ProblemError(401, code, 'Unauthorized', detail, { 'www-authenticate': challenge })
-}
-
-export function forbidden (detail: string): ProblemError {
-  return new ProblemError(403, 'insufficient_scope', 'Forbidden', detail, {
-    'www-authenticate': `Bearer realm="${REALM}", error="insufficient_scope", error_description="${quoteSafe(detail)}"`
-  })
-}
-
-function quoteSafe (text: string): string {
-  return text.replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, '')
-}
-
 /**
  * The one Authorization header of a request, from its raw headers. Node keeps the first of several and drops the rest,
  * so a proxy that reads another one would see a different caller: several are refused instead.
@@ -57,18 +38,18 @@ export function singleAuthorization (rawHeaders: readonly string[]): string | un
   let found: string | undefined
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     if (rawHeaders[i]?.toLowerCase() !== 'authorization') continue
-    if (found !== undefined) throw unauthorized('invalid_token', 'Send one Authorization header, not several.')
+    if (found !== undefined) throw invalidCredential('invalid_token', 'Send one Authorization header, not several.')
     found = rawHeaders[i + 1]
   }
   return found
 }
 
-/** The token from an Authorization header, or undefined when there is none; a malformed header is a 401. */
+/** The token from an Authorization header, or undefined when there is none; a malformed header is refused. */
 export function bearerToken (header: string | undefined): string | undefined {
   if (header === undefined || header.trim() === '') return undefined
   const match = /^Bearer +([A-Za-z0-9\-_.~+/]+=*) *$/i.exec(header)
   if (match?.[1] === undefined) {
-    throw unauthorized('invalid_token', 'The Authorization header must be "Bearer" followed by one token.')
+    throw invalidCredential('invalid_token', 'The Authorization header must be "Bearer" followed by one token.')
   }
   return match[1]
 }
@@ -84,15 +65,6 @@ export function claimAt (claims: JWTPayload, path: string): unknown {
 }
 
 type KeyResolver = (header: JWTHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey | Uint8Array>
-
-/** The 503 a client gets when the keys are unavailable; `reason` is for the log, not the answer. */
-export class JwksUnavailableProblem extends ProblemError {
-  constructor (readonly reason: string) {
-    super(503, 'jwks_unavailable', 'Signing keys unavailable',
-      'The signing keys (JWKS_URL) could not be fetched or used, so the token cannot be checked now; try again shortly.',
-      { 'retry-after': '5' })
-  }
-}
 
 export class TokenVerifier {
   readonly algorithms: string[]
@@ -120,7 +92,7 @@ export class TokenVerifier {
 
   async verify (token: string): Promise<VerifiedToken> {
     if (Buffer.byteLength(token) > MAX_TOKEN_BYTES) {
-      throw unauthorized('token_too_large', `The token is larger than ${MAX_TOKEN_BYTES} bytes.`)
+      throw invalidCredential('token_too_large', `The token is larger than ${MAX_TOKEN_BYTES} bytes.`)
     }
     try {
       const { payload, protectedHeader } = await jwtVerify(token, this.resolveKey, {
@@ -133,16 +105,16 @@ export class TokenVerifier {
       // jose checks iat only together with maxTokenAge; the contract checks it whenever it is present.
       const now = Math.floor(Date.now() / 1000)
       if (typeof payload.iat === 'number' && payload.iat > now + this.settings.clockToleranceSeconds) {
-        throw unauthorized('invalid_token', 'The token was issued in the future (iat).')
+        throw invalidCredential('invalid_token', 'The token was issued in the future (iat).')
       }
       checkRegisteredClaimTypes(payload)
       const role = claimAt(payload, this.settings.roleClaim)
       if (role !== undefined && typeof role !== 'string') {
-        throw unauthorized('invalid_token', `The ${this.settings.roleClaim} claim must be a string.`)
+        throw invalidCredential('invalid_token', `The ${this.settings.roleClaim} claim must be a string.`)
       }
       return { claims: payload, header: protectedHeader, role }
     } catch (error) {
-      throw toProblem(error)
+      throw toRejection(error)
     }
   }
 }
@@ -154,38 +126,38 @@ export class TokenVerifier {
 function checkRegisteredClaimTypes (claims: JWTPayload): void {
   for (const name of ['iss', 'sub', 'jti'] as const) {
     if (claims[name] !== undefined && typeof claims[name] !== 'string') {
-      throw unauthorized('invalid_token', `The token's ${name} claim must be a string.`)
+      throw invalidCredential('invalid_token', `The token's ${name} claim must be a string.`)
     }
   }
   const { aud } = claims
   if (aud !== undefined && typeof aud !== 'string' && !(Array.isArray(aud) && aud.every((item) => typeof item === 'string'))) {
-    throw unauthorized('invalid_token', 'The token\'s aud claim must be a string or an array of strings.')
+    throw invalidCredential('invalid_token', 'The token\'s aud claim must be a string or an array of strings.')
   }
 }
 
-function claimProblem (error: InstanceType<typeof errors.JWTClaimValidationFailed>): ProblemError {
+function claimRejection (error: InstanceType<typeof errors.JWTClaimValidationFailed>): AuthRejection {
   // `invalid`: the claim has the wrong type, whatever it says; `missing` and `check_failed`: it says the wrong thing.
-  if (error.reason === 'invalid') return unauthorized('invalid_token', `The token's ${error.claim} claim must be a number.`)
+  if (error.reason === 'invalid') return invalidCredential('invalid_token', `The token's ${error.claim} claim must be a number.`)
   switch (error.claim) {
-    case 'nbf': return unauthorized('token_not_yet_valid', 'The token is not valid yet (nbf is in the future).')
-    case 'iat': return unauthorized('invalid_token', 'The token was issued in the future (iat).')
-    case 'aud': return unauthorized('invalid_audience', 'The token is not meant for this audience (aud).')
-    case 'iss': return unauthorized('invalid_issuer', 'The token comes from an issuer this service does not trust (iss).')
-    case 'exp': return unauthorized('invalid_token', 'The token must carry a numeric exp claim.')
-    default: return unauthorized('invalid_token', `The token's ${error.claim} claim is not valid.`)
+    case 'nbf': return invalidCredential('token_not_yet_valid', 'The token is not valid yet (nbf is in the future).')
+    case 'iat': return invalidCredential('invalid_token', 'The token was issued in the future (iat).')
+    case 'aud': return invalidCredential('invalid_audience', 'The token is not meant for this audience (aud).')
+    case 'iss': return invalidCredential('invalid_issuer', 'The token comes from an issuer this service does not trust (iss).')
+    case 'exp': return invalidCredential('invalid_token', 'The token must carry a numeric exp claim.')
+    default: return invalidCredential('invalid_token', `The token's ${error.claim} claim is not valid.`)
   }
 }
 
-function toProblem (error: unknown): ProblemError {
-  if (error instanceof ProblemError) return error
-  if (error instanceof JwksUnavailableError) return new JwksUnavailableProblem(describe(error))
-  if (error instanceof errors.JWTExpired) return unauthorized('token_expired', 'The token has expired.')
-  if (error instanceof errors.JWTClaimValidationFailed) return claimProblem(error)
-  if (error instanceof errors.JWSSignatureVerificationFailed) return unauthorized('invalid_token', 'The token signature does not verify.')
-  if (error instanceof errors.JOSEAlgNotAllowed) return unauthorized('invalid_token', 'The token is signed with an algorithm this service does not accept.')
+function toRejection (error: unknown): AuthRejection {
+  if (error instanceof AuthRejection) return error
+  if (error instanceof JwksUnavailableError) return keysUnavailable(describe(error))
+  if (error instanceof errors.JWTExpired) return invalidCredential('token_expired', 'The token has expired.')
+  if (error instanceof errors.JWTClaimValidationFailed) return claimRejection(error)
+  if (error instanceof errors.JWSSignatureVerificationFailed) return invalidCredential('invalid_token', 'The token signature does not verify.')
+  if (error instanceof errors.JOSEAlgNotAllowed) return invalidCredential('invalid_token', 'The token is signed with an algorithm this service does not accept.')
   if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) {
-    return unauthorized('invalid_token', 'No signing key matches the token (kid).')
+    return invalidCredential('invalid_token', 'No signing key matches the token (kid).')
   }
   // Everything else jose can say about a token (and anything unforeseen) is about the token: it is not usable.
-  return unauthorized('invalid_token', 'The token is malformed.')
+  return invalidCredential('invalid_token', 'The token is malformed.')
 }

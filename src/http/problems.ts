@@ -1,6 +1,7 @@
 // RFC 9457 problem details: every error the API answers is one of these, with a stable `code`.
 import type { Static } from '@sinclair/typebox'
 import type { ProblemSchema } from './schemas.js'
+import type { AuthRejection } from '../auth/rejection.js'
 
 export const PROBLEM_TYPE_BASE = 'urn:eva-heartbeat-api:problem:'
 
@@ -36,3 +37,24 @@ export const databaseReadOnly = (): ProblemError =>
 export const heartbeatNotFound = (): ProblemError =>
   new ProblemError(404, 'heartbeat_not_found', 'No heartbeat row',
     'The table eva_scheduler_heartbeat has no row with id 1: the scheduler has never written one.')
+
+const REALM = 'eva-heartbeat-api'
+
+function quoteSafe (text: string): string {
+  return text.replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, '')
+}
+
+/** The challenge RFC 6750 asks for: `error` only when a credential was sent. */
+const challenge = (error?: 'invalid_token' | 'insufficient_scope', detail?: string): string =>
+  error === undefined ? `Bearer realm="${REALM}"` : `Bearer realm="${REALM}", error="${error}", error_description="${quoteSafe(detail ?? '')}"`
+
+/** The answer to a refused credential: 401 with a challenge, 403 insufficient_scope, or 503 while the keys are unavailable. */
+export function authProblem ({ kind, code, detail }: AuthRejection): ProblemError {
+  switch (kind) {
+    case 'missing_credential': return new ProblemError(401, code, 'Unauthorized', detail, { 'www-authenticate': challenge() })
+    case 'invalid_credential': return new ProblemError(401, code, 'Unauthorized', detail, { 'www-authenticate': challenge('invalid_token', detail) })
+    case 'forbidden': return new ProblemError(403, code, 'Forbidden', detail, { 'www-authenticate': challenge('insufficient_scope', detail) })
+    // No challenge: the token may be good; the same request succeeds once the keys can be had.
+    case 'keys_unavailable': return new ProblemError(503, code, 'Signing keys unavailable', detail, { 'retry-after': '5' })
+  }
+}

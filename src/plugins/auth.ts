@@ -1,112 +1,73 @@
-// Authentication (a bearer JWT, or a secret API key in `apikey` or as the bearer) and the policy mirror:
-// `app.requireRole(action)` is the only gate routes use.
-import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+// Authentication (a bearer JWT, or a secret API key in `apikey` or as the bearer) checked against the policy mirror:
+// `app.authenticate(request, action)` gives the principal or throws an AuthRejection. Routes gate through routeAccess().
+import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { ApiKeySet, type ConfiguredApiKey } from '../auth/api-keys.js'
 import { readCredential, type Credential } from '../auth/credentials.js'
-import { forbidden, JwksUnavailableProblem, TokenVerifier, unauthorized, type JwtSettings } from '../auth/jwt.js'
+import { TokenVerifier, type JwtSettings } from '../auth/jwt.js'
+import { apiKeyPrincipal, tokenPrincipal, type Principal } from '../auth/principal.js'
+import { AuthRejection, forbidden, invalidCredential, missingCredential } from '../auth/rejection.js'
 import { TokenCache } from '../auth/token-cache.js'
-import type { DbIdentity } from '../db/heartbeat.js'
-import type { StreamEnd } from '../domain/events.js'
 import { isApiRole, mayPerform, type ApiRole, type TableAction } from '../domain/policies.js'
-import { ProblemError } from '../http/problems.js'
-import type { StreamLease } from '../events/hub.js'
-
-export interface Principal extends DbIdentity {
-  role: ApiRole
-  /** Who, for logs: `sub`, else the role with the key's `jti`/`kid`; `apikey:<name or fingerprint>`. Never the credential. */
-  subject: string
-  /** When the credential stops being valid, in ms since the epoch (exp plus the clock tolerance); undefined: never. */
-  expiresAt?: number
-  /**
-   * Whom open event streams count against (EVENTS_MAX_PER_PRINCIPAL): `sub:<sub>`, `apikey:<name>`, or for a token
-   * without `sub` its role (`role:<role>`): every such token of a role is one principal, since a fresh jti costs nothing.
-   */
-  owner: string
-}
 
 declare module 'fastify' {
   interface FastifyInstance {
-    verifier: TokenVerifier
-    requireRole: (action: TableAction) => preHandlerAsyncHookHandler
     authenticate: (request: FastifyRequest, action: TableAction) => Promise<Principal>
-    /** How long the credential of an authenticated request holds, for a stream that outlives the request. */
-    streamLease: (request: FastifyRequest) => StreamLease
+    /**
+     * A later check of the credential an authenticated request carried, for what outlives the request (a stream):
+     * throws its AuthRejection once it no longer holds; undefined when only its expiry can end it (API key, HS256).
+     */
+    recheckCredential: (request: FastifyRequest) => (() => Promise<void>) | undefined
   }
   interface FastifyRequest {
     principal: Principal | undefined
   }
 }
 
-/**
- * Anonymous callers of public routes (liveness, and metrics when public) are served by the service reading as
- * `authenticated`, the least role a policy lets read; what such routes answer is limited by their schemas.
- */
-export const SERVICE_READER: Principal = Object.freeze({
-  role: 'authenticated',
-  claims: Object.freeze({ role: 'authenticated', sub: 'eva-heartbeat-api' }),
-  subject: 'eva-heartbeat-api',
-  owner: 'sub:eva-heartbeat-api'
-})
-
 export interface AuthPluginOptions {
   jwt: JwtSettings
   apiKeys: readonly ConfiguredApiKey[]
 }
 
-const MISSING = 'This endpoint needs a bearer token (Authorization: Bearer <JWT>) or a secret API key (apikey: sb_secret_…).'
-
 export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
   const verifier = new TokenVerifier(jwt)
   const tokens = new TokenCache(verifier, { clockToleranceSeconds: jwt.clockToleranceSeconds })
   const keys = new ApiKeySet(apiKeys)
-  app.decorate('verifier', verifier)
   app.decorateRequest('principal', undefined)
   /** The token each authenticated request carried, for a stream's later checks; never logged, gone with the request. */
   const tokenOf = new WeakMap<FastifyRequest, { token: string, fromKeySet: boolean }>()
 
-  function allow (role: string, action: TableAction): void {
+  function allow (role: string, action: TableAction): asserts role is ApiRole {
     if (!isApiRole(role) || !mayPerform(role, action)) throw forbidden(`Role ${role} may not ${action} the heartbeat.`)
   }
 
   async function principalOfToken (request: FastifyRequest, token: string, action: TableAction): Promise<Principal> {
     const { claims, header, role } = await tokens.verify(token).catch((error: unknown) => {
       // The answer says only "try again shortly"; the operator needs to know why.
-      if (error instanceof JwksUnavailableProblem) request.log.warn({ jwks: error.reason }, 'JWKS unavailable')
+      if (error instanceof AuthRejection && error.kind === 'keys_unavailable') request.log.warn({ jwks: error.reason }, 'JWKS unavailable')
       throw error
     })
     if (role === undefined) throw forbidden(`The token has no ${jwt.roleClaim} claim, so it may not ${action} the heartbeat.`)
     allow(role, action)
-    const subject = typeof claims.sub === 'string' && claims.sub !== ''
-      ? claims.sub
-      : [role, claims.jti ?? header.kid].filter((part) => part !== undefined).join(':')
     tokenOf.set(request, { token, fromKeySet: header.alg !== 'HS256' })
-    const expiresAt = typeof claims.exp === 'number' ? (claims.exp + jwt.clockToleranceSeconds) * 1000 : undefined
-    const owner = typeof claims.sub === 'string' && claims.sub !== '' ? `sub:${claims.sub}` : `role:${role}`
-    return { role: role as ApiRole, claims, subject, expiresAt, owner }
+    return tokenPrincipal(claims, header, role, jwt.clockToleranceSeconds)
   }
 
-  /** A secret API key acts as service_role; the database sees claims naming the key (never the key itself). */
   function principalOfKey (key: ConfiguredApiKey | undefined, action: TableAction): Principal {
     if (keys.size === 0) {
-      throw unauthorized('api_keys_not_configured',
+      throw invalidCredential('api_keys_not_configured',
         'API keys (sb_secret_…) must be configured in SERVICE_API_KEYS to be accepted, and this service has none; send a JWT instead.')
     }
-    if (key === undefined) throw unauthorized('invalid_api_key', 'The API key is not one this service accepts (SERVICE_API_KEYS).')
+    if (key === undefined) throw invalidCredential('invalid_api_key', 'The API key is not one this service accepts (SERVICE_API_KEYS).')
     allow('service_role', action)
-    return {
-      role: 'service_role',
-      claims: { role: 'service_role', api_key: { id: key.id, fingerprint: key.fingerprint } },
-      subject: `apikey:${key.id}`,
-      owner: `apikey:${key.id}`
-    }
+    return apiKeyPrincipal(key)
   }
 
   async function principalOf (
     request: FastifyRequest, credential: Credential, key: ConfiguredApiKey | undefined, action: TableAction
   ): Promise<Principal> {
     switch (credential.kind) {
-      case 'none': throw unauthorized('missing_token', MISSING, false)
+      case 'none': throw missingCredential()
       case 'publishable': throw forbidden(`A publishable key acts as role anon, which may not ${action} the heartbeat.`)
       case 'api_key': return principalOfKey(key, action)
       case 'jwt': return await principalOfToken(request, credential.token, action)
@@ -133,41 +94,23 @@ export default fp<AuthPluginOptions>(async (app, { jwt, apiKeys }) => {
       return await principalOf(request, credential, key, action)
     } catch (error) {
       // A credential that does not verify, or a malformed header, counts as a failure. No credential at all is not an
-      // attempt; a 403 comes from a genuine credential; a 503 (keys unavailable) is not the client's failure.
-      if (error instanceof ProblemError && error.status === 401 && error.code !== 'missing_token') await app.authFailures.count(request)
+      // attempt; a forbidden one is genuine; keys that are unavailable are not the client's failure.
+      if (error instanceof AuthRejection && error.kind === 'invalid_credential') await app.authFailures.count(request)
       throw error
     }
   }
 
   /**
    * A token signed by a JWKS key is checked again through the token cache: a cache hit while the key set is fresh,
-   * else a verification that makes jose fetch the set anew, so a removed key ends the stream within the cache age.
-   * Keys that cannot be fetched end nothing (the token may be good); an HS256 secret is fixed for the process's life.
+   * else a verification that makes jose fetch the set anew. An HS256 secret is fixed for the process's life.
    */
-  function streamLease (request: FastifyRequest): StreamLease {
-    const principal = request.principal
+  function recheckCredential (request: FastifyRequest): (() => Promise<void>) | undefined {
     const credential = tokenOf.get(request)
-    if (principal === undefined || credential === undefined) return {}
-    const { token, fromKeySet } = credential
-    const recheck = fromKeySet
-      ? async (): Promise<StreamEnd | undefined> => {
-        try {
-          await tokens.verify(token)
-          return undefined
-        } catch (error) {
-          if (!(error instanceof ProblemError) || error.status !== 401) return undefined
-          return error.code === 'token_expired'
-            ? { reason: 'token_expired', detail: error.detail }
-            : { reason: 'key_removed', detail: `${error.detail} The signing key was removed from the JWKS; reconnect with a fresh token.` }
-        }
-      }
-      : undefined
-    return { expiresAt: principal.expiresAt, recheck }
+    if (credential?.fromKeySet !== true) return undefined
+    const { token } = credential
+    return async () => { await tokens.verify(token) }
   }
 
   app.decorate('authenticate', authenticate)
-  app.decorate('streamLease', streamLease)
-  app.decorate('requireRole', (action: TableAction): preHandlerAsyncHookHandler => async (request) => {
-    request.principal = await authenticate(request, action)
-  })
+  app.decorate('recheckCredential', recheckCredential)
 }, { name: 'auth', dependencies: ['auth-limit'] })

@@ -4,7 +4,8 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isDatabaseReadOnly, isDatabaseUnavailable } from '../db/errors.js'
 import { whyNotWritable } from '../domain/patch.js'
-import { databaseReadOnly, databaseUnavailable, ProblemError } from '../http/problems.js'
+import { AuthRejection } from '../auth/rejection.js'
+import { authProblem, databaseReadOnly, databaseUnavailable, ProblemError } from '../http/problems.js'
 
 type ValidationError = NonNullable<FastifyError['validation']>[number]
 
@@ -45,6 +46,7 @@ function clientProblem (error: FastifyError): ProblemError {
 
 export function toProblemError (error: FastifyError): ProblemError | undefined {
   if (error instanceof ProblemError) return error
+  if (error instanceof AuthRejection) return authProblem(error)
   if (error.validation !== undefined) return validationProblem(error)
   if (isDatabaseReadOnly(error)) return databaseReadOnly()
   if (isDatabaseUnavailable(error)) return databaseUnavailable()

@@ -10,7 +10,7 @@ import { EventHub } from '../events/hub.js'
 import {
   defaultTotalStreams, parseOpenFileLimit, StreamSlots, type StreamCaps, type StreamCapScope, type StreamRefusal
 } from '../events/stream-slots.js'
-import { SERVICE_READER } from './auth.js'
+import { SERVICE_READER } from '../auth/principal.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,7 +1,6 @@
 // The OpenAPI document is generated from the route schemas; registered before the routes so it sees them all.
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import type { RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 
 export const API_VERSION = '1.0.0'
@@ -72,13 +71,4 @@ export default fp(async (app) => {
     transformStaticCSP: (policy) => policy.replace(/\s*upgrade-insecure-requests;?/, '')
   })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
-
-  // Wherever a bearer token is accepted, a secret API key in the apikey header is too (either one, not both).
-  app.addHook('onRoute', (route: RouteOptions) => {
-    const schema = route.schema as { security?: Array<Record<string, unknown>> } | undefined
-    if (schema?.security === undefined) return
-    const { security } = schema
-    if (!security.some((entry) => 'bearerAuth' in entry) || security.some((entry) => 'apiKeyAuth' in entry)) return
-    schema.security = [...security, { apiKeyAuth: [] }]
-  })
 }, { name: 'swagger' })

@@ -8,8 +8,8 @@ import { deriveLiveness, withDemoLabel, type GraceSettings } from '../domain/liv
 import { describeChanges, HeartbeatPatchSchema, normalisePatch } from '../domain/patch.js'
 import { entityTag, heartbeatJson, ifMatch } from '../domain/representation.js'
 import { heartbeatNotFound, ProblemError } from '../http/problems.js'
+import { routeAccess } from '../http/access.js'
 import { useStrictJsonBodies } from '../http/json-body.js'
-import type { Principal } from '../plugins/auth.js'
 import { HeartbeatResponseSchema, problem } from '../http/schemas.js'
 
 export interface AdminRoutesOptions {
@@ -22,7 +22,6 @@ export interface AdminRoutesOptions {
 export const PATCH_BODY_LIMIT_BYTES = 16 * 1024
 export const PATCH_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'] as const
 const ACCEPT_PATCH = PATCH_MEDIA_TYPES.join(', ')
-const BEARER = [{ bearerAuth: [] }]
 
 /** Only JSON bodies: Fastify would otherwise parse text/plain too and the schema would answer 400, not 415. */
 async function requireJsonBody (request: FastifyRequest): Promise<void> {
@@ -35,13 +34,9 @@ async function requireJsonBody (request: FastifyRequest): Promise<void> {
   }
 }
 
-function principalOf (request: FastifyRequest): Principal {
-  if (request.principal === undefined) throw new Error('PATCH /heartbeat ran without an authenticated principal')
-  return request.principal
-}
-
 const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, options) => {
   const grace: GraceSettings = options.grace
+  const access = routeAccess(app, 'update')
   /** The ETag GET /heartbeat (without ?grace=) gives for this reading. */
   const tagOf = ({ row, now }: LockedHeartbeat): string =>
     entityTag(heartbeatJson(row), deriveLiveness({ reachable: true, row, now }, grace).liveness)
@@ -60,7 +55,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
         'conditional: 412 when the row or its verdict has changed since. Pause: `{"status":"stopping","paused_reason":"deploy"}`; ' +
         'resume: `{"status":"running","paused_reason":null}`.',
       tags: ['heartbeat'],
-      security: BEARER,
+      security: access.security,
       consumes: [...PATCH_MEDIA_TYPES],
       headers: Type.Object({
         'if-match': Type.Optional(Type.String({ description: 'An ETag from GET /heartbeat; the change happens only while it is current' }))
@@ -69,7 +64,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
       response: {
         200: Type.Ref(HeartbeatResponseSchema),
         400: problem('The body is not valid JSON, names a field that may not be written, or has a value that is not allowed'),
-        401: problem('No token, or one that does not verify', 401),
+        ...access.refusals,
         403: problem('The token\'s role may not change the heartbeat, or the database\'s policies refused the change', 403),
         404: problem('The table has no heartbeat row'),
         412: problem('If-Match does not match the current ETag: the row (or its verdict) changed; read it again'),
@@ -79,9 +74,9 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
       }
     },
     // Authentication first, before the body is read: a caller without the role learns nothing about the body rules.
-    onRequest: [app.requireRole('update'), requireJsonBody]
+    onRequest: [...access.gate, requireJsonBody]
   }, async (request, reply) => {
-    const principal = principalOf(request)
+    const principal = access.principal(request)
     const normalised = normalisePatch(request.body)
     if (!normalised.ok) throw new ProblemError(400, 'invalid_request', 'Invalid request', normalised.detail)
 

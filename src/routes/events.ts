@@ -2,6 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { formatRetry, HEARTBEAT_EVENT } from '../domain/events.js'
 import type { EventSink } from '../events/hub.js'
+import { streamLease } from '../events/lease.js'
+import { routeAccess } from '../http/access.js'
 import { problem } from '../http/schemas.js'
 
 export interface EventsRoutesOptions {
@@ -25,6 +27,7 @@ const STREAM_DESCRIPTION = [
 ].join(' ')
 
 const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app, { retryMs }) => {
+  const access = routeAccess(app, 'select')
   app.get('/heartbeat/events', {
     schema: {
       operationId: 'getHeartbeatEvents',
@@ -32,15 +35,14 @@ const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app,
       description: 'Roles `authenticated` and `service_role`. However many clients are connected, the service reads the row once ' +
         'per EVENTS_INTERVAL_MS for all of them, and only while at least one is connected. The verdict uses the configured grace.',
       tags: ['heartbeat'],
-      security: [{ bearerAuth: [] }],
+      security: access.security,
       headers: Type.Object({
         'last-event-id': Type.Optional(Type.String({ maxLength: 200, description: 'The id of the last event the client has: no initial event is sent when it is still current' }))
       }),
       response: {
         200: { description: STREAM_DESCRIPTION, content: { 'text/event-stream': { schema: Type.String({ description: `A stream of \`${HEARTBEAT_EVENT}\` events` }) } } },
         400: problem('A header is not valid'),
-        401: problem('No token, or one that does not verify', 401),
-        403: problem('The token\'s role may not read the heartbeat', 403),
+        ...access.refusals,
         429: problem('Code `too_many_streams_for_principal`: the caller (a token\'s `sub`, an API key) already holds EVENTS_MAX_PER_PRINCIPAL ' +
           'open streams; `too_many_streams_from_address`: its client address holds EVENTS_MAX_PER_ADDRESS; `too_many_requests`: too many ' +
           'failed authentications from this address (AUTH_FAILURE_LIMIT_PER_MINUTE)', 429),
@@ -49,10 +51,9 @@ const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app,
       }
     },
     config: { stream: true },
-    preHandler: app.requireRole('select')
+    preHandler: access.gate
   }, async (request, reply) => {
-    const principal = request.principal
-    if (principal === undefined) throw new Error('GET /heartbeat/events ran without an authenticated principal')
+    const principal = access.principal(request)
     // Counted before anything is written, so a refusal is a plain problem answer; released once the response closes.
     const release = app.streamSlots.admit(principal.owner, request.ip)
     const res = reply.raw
@@ -87,7 +88,7 @@ const eventsRoutes: FastifyPluginAsyncTypebox<EventsRoutesOptions> = async (app,
       },
       end: () => { if (!res.writableEnded) res.end() }
     }
-    const unsubscribe = app.events.subscribe(sink, request.headers['last-event-id'], app.streamLease(request))
+    const unsubscribe = app.events.subscribe(sink, request.headers['last-event-id'], streamLease(principal, app.recheckCredential(request)))
     // The response's 'close' fires when the client goes away or the stream is ended, whichever comes first.
     res.on('close', unsubscribe)
     if (request.raw.socket.destroyed) unsubscribe()

@@ -2,14 +2,17 @@ import type { FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { readCredential } from '../auth/credentials.js'
+import { AuthRejection } from '../auth/rejection.js'
 import { checkReadiness, READINESS_REUSE_MS, SharedResult } from '../db/readiness.js'
 import { DETAILS_ROLE, withoutDetails } from '../domain/readiness.js'
+import { routeAccess } from '../http/access.js'
 import { ProblemError } from '../http/problems.js'
-import { PUBLIC, ReadinessSchema } from '../http/schemas.js'
+import { ReadinessSchema } from '../http/schemas.js'
 
 const HEALTH_JSON = 'application/health+json'
 
 const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = async (app, { statementTimeoutMs }) => {
+  const open = routeAccess(app, 'public')
   const readiness = new SharedResult(async () => await checkReadiness(app.sql, { statementTimeoutMs }), READINESS_REUSE_MS)
 
   /**
@@ -23,7 +26,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = 
     try {
       request.principal = await app.authenticate(request, 'select')
     } catch (error) {
-      if (error instanceof ProblemError) return false
+      if (error instanceof AuthRejection || error instanceof ProblemError) return false
       throw error
     }
     return request.principal.role === DETAILS_ROLE
@@ -34,7 +37,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = 
       operationId: 'getLivez',
       summary: 'The API process is up (no database call)',
       tags: ['health'],
-      security: PUBLIC,
+      security: open.security,
       response: { 200: { description: 'Up', content: { [HEALTH_JSON]: { schema: Type.Object({ status: Type.Literal('pass') }) } } } }
     }
   }, async (_request, reply) => {
@@ -52,7 +55,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<{ statementTimeoutMs: number }> = 
         'gets the public answer.',
       tags: ['health'],
       // Public (a credential is optional: see the description), so no 401 or 429 is ever sent.
-      security: PUBLIC,
+      security: open.security,
       response: {
         200: { description: 'Ready', content: { [HEALTH_JSON]: { schema: Type.Ref(ReadinessSchema) } } },
         503: { description: 'Not ready: the failing check says which (and, to service_role, why)', content: { [HEALTH_JSON]: { schema: Type.Ref(ReadinessSchema) } } }

@@ -4,9 +4,8 @@ import type { FastifyRequest } from 'fastify'
 import { deriveLiveness, livenessHttpStatus, withDemoLabel, type GraceSettings, type HeartbeatReading, type Verdict } from '../domain/liveness.js'
 import { entityTag, heartbeatJson, noneMatch } from '../domain/representation.js'
 import { databaseUnavailable, heartbeatNotFound, ProblemError } from '../http/problems.js'
-import { unauthorized } from '../auth/jwt.js'
-import { SERVICE_READER } from '../plugins/auth.js'
-import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, ProblemSchema, PUBLIC } from '../http/schemas.js'
+import { routeAccess } from '../http/access.js'
+import { GraceQuery, HEADERS, heartbeatResponse, LivenessSchema, problem, ProblemSchema } from '../http/schemas.js'
 
 export interface HeartbeatRoutesOptions {
   grace: { graceSeconds: number, graceFactor: number }
@@ -16,7 +15,6 @@ export interface HeartbeatRoutesOptions {
 }
 
 const HEALTH_JSON = 'application/health+json'
-const BEARER = [{ bearerAuth: [] }]
 
 const GRACE_TEXT = /^(?:\d+(?:\.\d*)?|\.\d+)$/
 
@@ -40,6 +38,8 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
   const graceFor = (grace: number | undefined): GraceSettings =>
     grace === undefined ? options.grace : { ...options.grace, overrideSeconds: grace }
   const livenessVerdict = (reading: HeartbeatReading, grace: number | undefined): Verdict => deriveLiveness(reading, graceFor(grace))
+  const heartbeatAccess = routeAccess(app, 'select')
+  const livenessAccess = routeAccess(app, options.livenessPublic ? 'public' : 'select')
 
   app.get('/heartbeat', {
     schema: {
@@ -47,24 +47,21 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
       summary: 'The heartbeat row and its derived liveness',
       description: 'Roles `authenticated` and `service_role`. ETag changes when the row or the verdict changes; send it back in If-None-Match for a 304.',
       tags: ['heartbeat'],
-      security: BEARER,
+      security: heartbeatAccess.security,
       querystring: GraceQuery,
       response: {
         200: heartbeatResponse('The row and its verdict'),
         304: { description: 'Not modified: the ETag in If-None-Match is current', headers: { ETag: HEADERS.etag }, type: 'null' },
         400: problem('A query parameter is not valid'),
-        401: problem('No token, or one that does not verify', 401),
-        403: problem('The token\'s role may not read the heartbeat', 403),
+        ...heartbeatAccess.refusals,
         404: problem('The table has no heartbeat row'),
         503: problem('The database or the signing keys (JWKS_URL) are unavailable', 503)
       }
     },
     preValidation: refuseLooseGrace,
-    preHandler: app.requireRole('select')
+    preHandler: heartbeatAccess.gate
   }, async (request, reply) => {
-    // Fails closed: without the principal the role gate sets, nothing is read (never as a stand-in reader).
-    if (request.principal === undefined) throw unauthorized('missing_token', 'This endpoint needs a bearer token (Authorization: Bearer <JWT>).', false)
-    const reading = await app.store.read(request.principal)
+    const reading = await app.store.read(heartbeatAccess.principal(request))
     if (!reading.reachable) throw databaseUnavailable()
     if (reading.row === null) throw heartbeatNotFound()
     const { liveness } = livenessVerdict(reading, request.query.grace)
@@ -80,28 +77,28 @@ const heartbeatRoutes: FastifyPluginAsyncTypebox<HeartbeatRoutesOptions> = async
       operationId: 'getLiveness',
       summary: 'The liveness verdict, for uptime monitors',
       description: '200 for pass and warn (503 for warn too with `strict=true`), 503 for fail, with Retry-After. ' +
-        (options.livenessPublic ? 'Public (LIVENESS_PUBLIC=true).' : 'Roles `authenticated` and `service_role` (LIVENESS_PUBLIC=false).'),
+        (livenessAccess.public ? 'Public (LIVENESS_PUBLIC=true).' : 'Roles `authenticated` and `service_role` (LIVENESS_PUBLIC=false).'),
       tags: ['heartbeat'],
-      security: options.livenessPublic ? PUBLIC : BEARER,
+      security: livenessAccess.security,
       querystring: GraceQuery,
       response: {
         200: { description: 'pass or warn', headers: { 'Cache-Control': HEADERS.noStore }, content: { [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) } } },
         400: problem('A query parameter is not valid'),
-        ...(options.livenessPublic ? {} : { 401: problem('No token, or one that does not verify', 401), 403: problem('The token\'s role may not read the heartbeat', 403) }),
+        ...livenessAccess.refusals,
         503: {
-          description: 'fail (or warn with strict=true)' + (options.livenessPublic ? '' : '; or, as problem+json, the signing keys (JWKS_URL) could not be fetched to check the token'),
+          description: 'fail (or warn with strict=true)' + (livenessAccess.public ? '' : '; or, as problem+json, the signing keys (JWKS_URL) could not be fetched to check the token'),
           headers: { 'Cache-Control': HEADERS.noStore, 'Retry-After': HEADERS.retryAfter },
           content: {
             [HEALTH_JSON]: { schema: Type.Ref(LivenessSchema) },
-            ...(options.livenessPublic ? {} : { 'application/problem+json': { schema: Type.Ref(ProblemSchema) } })
+            ...(livenessAccess.public ? {} : { 'application/problem+json': { schema: Type.Ref(ProblemSchema) } })
           }
         }
       }
     },
     preValidation: refuseLooseGrace,
-    ...(options.livenessPublic ? {} : { preHandler: app.requireRole('select') })
+    preHandler: livenessAccess.gate
   }, async (request, reply) => {
-    const reading = await app.store.read(request.principal ?? SERVICE_READER)
+    const reading = await app.store.read(livenessAccess.principal(request))
     const { liveness, retryAfterSeconds } = livenessVerdict(reading, request.query.grace)
     const code = livenessHttpStatus(liveness, request.query.strict ?? false)
     void reply.code(code).type(HEALTH_JSON).header('cache-control', 'no-store')

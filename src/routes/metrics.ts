@@ -2,8 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { deriveLiveness, type GraceSettings } from '../domain/liveness.js'
 import { schedulerSample } from '../domain/metrics.js'
-import { SERVICE_READER } from '../plugins/auth.js'
-import { problem, PUBLIC } from '../http/schemas.js'
+import { routeAccess } from '../http/access.js'
 
 export interface MetricsRoutesOptions {
   grace: GraceSettings
@@ -13,6 +12,7 @@ export interface MetricsRoutesOptions {
 export const PROMETHEUS_TEXT = 'text/plain; version=0.0.4; charset=utf-8'
 
 const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = async (app, { grace, metricsPublic }) => {
+  const access = routeAccess(app, metricsPublic ? 'public' : 'select')
   app.get('/metrics', {
     schema: {
       operationId: 'getMetrics',
@@ -20,18 +20,18 @@ const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = async (ap
       description: 'Prometheus text exposition format 0.0.4. Every scrape reads the row once and takes the same verdict as ' +
         '/heartbeat. With the database unreachable the answer is still 200, with `eva_heartbeat_api_database_up 0` and ' +
         'the verdict state `unknown`. ' +
-        (metricsPublic ? 'Public (METRICS_PUBLIC=true).' : 'Roles `authenticated` and `service_role` (METRICS_PUBLIC=false).'),
+        (access.public ? 'Public (METRICS_PUBLIC=true).' : 'Roles `authenticated` and `service_role` (METRICS_PUBLIC=false).'),
       tags: ['operations'],
-      security: metricsPublic ? PUBLIC : [{ bearerAuth: [] }],
+      security: access.security,
       response: {
         200: { description: 'The metrics', content: { [PROMETHEUS_TEXT]: { schema: Type.String() } } },
-        ...(metricsPublic ? {} : { 401: problem('No token, or one that does not verify', 401), 403: problem('The token\'s role may not read the heartbeat', 403), 503: problem('The signing keys (JWKS_URL) could not be fetched to check the token', 503) })
+        ...access.refusals
       }
     },
-    ...(metricsPublic ? {} : { preHandler: app.requireRole('select') })
+    preHandler: access.gate
   }, async (request, reply) => {
     // The same read and the same verdict as the JSON routes: a scrape never takes a verdict of its own.
-    const reading = await app.store.read(request.principal ?? SERVICE_READER)
+    const reading = await app.store.read(access.principal(request))
     const { liveness } = deriveLiveness(reading, grace)
     app.metrics.observeScheduler(schedulerSample(reading, liveness))
     const body = await app.metrics.registry.metrics()

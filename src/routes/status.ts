@@ -5,8 +5,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { deriveLiveness, type GraceSettings, type Liveness } from '../domain/liveness.js'
-import { SERVICE_READER } from '../plugins/auth.js'
-import { problem, PUBLIC, ShieldsEndpointSchema } from '../http/schemas.js'
+import { routeAccess } from '../http/access.js'
+import { problem, ShieldsEndpointSchema } from '../http/schemas.js'
 import { loadAssets } from '../status/assets.js'
 import { badgeSvg, DEFAULT_BADGE_LABEL, shieldsEndpoint } from '../status/badge.js'
 import { renderStatusPage } from '../status/page.js'
@@ -61,13 +61,8 @@ const badgeHeaders = (livenessPublic: boolean): Record<string, { type: 'string',
 
 const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app, { grace, livenessPublic, demoData = false }) => {
   const assets = await loadAssets()
-  const guarded = livenessPublic
-    ? { security: PUBLIC }
-    : { security: [{ bearerAuth: [] }] }
-  const refusals = livenessPublic
-    ? {}
-    : { 401: problem('No token, or one that does not verify', 401), 403: problem('The token\'s role may not read the heartbeat', 403), 503: problem('The signing keys (JWKS_URL) could not be fetched to check the token', 503) }
-  const gate = livenessPublic ? {} : { preHandler: app.requireRole('select') }
+  const root = routeAccess(app, 'public')
+  const verdictAccess = routeAccess(app, livenessPublic ? 'public' : 'select')
   const access = livenessPublic ? 'Public (LIVENESS_PUBLIC=true).' : 'Roles `authenticated` and `service_role`, as liveness (LIVENESS_PUBLIC=false).'
   const badgeCacheControl = livenessPublic ? BADGE_CACHE_CONTROL : PRIVATE_BADGE_CACHE_CONTROL
   /** An answer that needed a token varies with it. */
@@ -75,14 +70,14 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
 
   // The one verdict, exactly as GET /heartbeat/liveness takes it with the configured grace.
   const verdict = async (request: FastifyRequest): Promise<Liveness> =>
-    deriveLiveness(await app.store.read(request.principal ?? SERVICE_READER), grace).liveness
+    deriveLiveness(await app.store.read(verdictAccess.principal(request)), grace).liveness
 
   app.get('/', {
     schema: {
       operationId: 'getRoot',
       summary: 'Sends a browser to the status page',
       tags: ['status'],
-      security: PUBLIC,
+      security: root.security,
       response: { 302: { description: 'To the status page (a relative Location, so a path prefix is kept)', headers: { Location: { type: 'string', description: 'status' } }, type: 'null' } }
     }
   }, async (_request, reply) => await reply.redirect('status', 302))
@@ -95,17 +90,17 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
         'grace, and links to /docs and /metrics. It shows no more than GET /heartbeat/liveness and works without JavaScript; ' +
         `with it, it updates itself from /heartbeat/liveness every ${STATUS_REFRESH_SECONDS} s. Always 200: the verdict is in the page. ${access}`,
       tags: ['status'],
-      ...guarded,
+      security: verdictAccess.security,
       response: {
         200: {
           description: 'The page',
           headers: { 'Cache-Control': { type: 'string', description: 'no-store' }, ...(livenessPublic ? {} : { Vary: { type: 'string', description: CREDENTIAL_VARY } }), 'Content-Security-Policy': { type: 'string', description: 'The page\'s own: script, style and icon from this origin only' } },
           content: { [HTML]: { schema: Type.String() } }
         },
-        ...refusals
+        ...verdictAccess.refusals
       }
     },
-    ...gate
+    preHandler: verdictAccess.gate
   }, async (request, reply) => {
     const page = renderStatusPage(await verdict(request), {
       assets: { script: assets['status.js'].href, stylesheet: assets['status.css'].href, icon: assets['favicon.svg'].href },
@@ -129,15 +124,15 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
       description: '`scheduler | alive` in green for pass, yellow for warn (late, paused, …), red for fail (stale, stopped, missing), ' +
         `grey for unknown; \`alive (demo)\` and so on when the verdict is about demo data (the embedded database). Always 200, so that an image is always drawn. ${access}`,
       tags: ['status'],
-      ...guarded,
+      security: verdictAccess.security,
       querystring: BadgeQuery,
       response: {
         200: { description: 'The badge', headers: badgeHeaders(livenessPublic), content: { 'image/svg+xml': { schema: Type.String() } } },
         400: problem('The label is not 1 to 40 printable characters'),
-        ...refusals
+        ...verdictAccess.refusals
       }
     },
-    ...gate
+    preHandler: verdictAccess.gate
   }, async (request, reply) => {
     const svg = await badgeSvg(request.query.label ?? DEFAULT_BADGE_LABEL, await verdict(request), demoData)
     // Cross-origin: a README on another site shows it with <img>.
@@ -151,15 +146,15 @@ const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app,
       summary: 'The verdict for shields.io\'s endpoint badge',
       description: `For \`https://img.shields.io/endpoint?url=…/heartbeat/shields.json\`. Always 200. ${access}`,
       tags: ['status'],
-      ...guarded,
+      security: verdictAccess.security,
       querystring: BadgeQuery,
       response: {
         200: { description: 'The badge\'s content', headers: badgeHeaders(livenessPublic), content: { 'application/json': { schema: Type.Ref(ShieldsEndpointSchema) } } },
         400: problem('The label is not 1 to 40 printable characters'),
-        ...refusals
+        ...verdictAccess.refusals
       }
     },
-    ...gate
+    preHandler: verdictAccess.gate
   }, async (request, reply) => {
     varyOnCredential(reply)
     void reply.headers({ 'cache-control': badgeCacheControl, 'cross-origin-resource-policy': 'cross-origin' })

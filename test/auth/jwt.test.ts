@@ -1,7 +1,8 @@
 import { generateKeyPair, SignJWT, type JWTPayload } from 'jose'
 import t from 'tap'
 import { bearerToken, claimAt, MAX_TOKEN_BYTES, singleAuthorization, TokenVerifier, type JwtSettings } from '../../src/auth/jwt.js'
-import { ProblemError } from '../../src/http/problems.js'
+import { AuthRejection } from '../../src/auth/rejection.js'
+import { authProblem, type ProblemError } from '../../src/http/problems.js'
 
 const SECRET = 'unit-test-secret-for-the-token-verifier-0123'
 const OTHER_SECRET = 'another-secret-that-this-service-does-not-know'
@@ -26,15 +27,15 @@ async function sign (claims: Omit<JWTPayload, 'exp'> & { exp?: number | null } =
   return await jwt.sign(new TextEncoder().encode(secret))
 }
 
-/** The ProblemError a call fails with; fails the test when it does not fail that way. */
+/** The answer a call's refusal becomes; fails the test when it does not fail that way. */
 async function problemFrom (work: () => unknown): Promise<ProblemError> {
   try {
     await work()
   } catch (error) {
-    if (error instanceof ProblemError) return error
+    if (error instanceof AuthRejection) return authProblem(error)
     throw error
   }
-  throw new Error('expected a ProblemError, but the call succeeded')
+  throw new Error('expected an AuthRejection, but the call succeeded')
 }
 
 t.test('bearerToken', async (t) => {

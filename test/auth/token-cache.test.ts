@@ -6,7 +6,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose'
 import t from 'tap'
 import { TokenVerifier, type JwtSettings, type VerifiedToken } from '../../src/auth/jwt.js'
 import { TokenCache } from '../../src/auth/token-cache.js'
-import { ProblemError } from '../../src/http/problems.js'
+import { AuthRejection } from '../../src/auth/rejection.js'
 
 const SECRET = 'token-cache-test-secret-0123456789abcdef'
 const nowSeconds = (): number => Math.floor(Date.now() / 1000)
@@ -36,7 +36,7 @@ async function refusal (work: Promise<unknown>): Promise<string> {
   try {
     await work
   } catch (error) {
-    if (error instanceof ProblemError) return error.code
+    if (error instanceof AuthRejection) return error.code
     throw error
   }
   throw new Error('the token was accepted')
