@@ -1,8 +1,6 @@
-// Which credential a request carries: a JWT, a secret API key, a publishable key, or nothing. Supabase clients send
-// a key in the `apikey` header (and often the same key, or a user's JWT, as a Bearer token); the gateway treats a
-// secret key there as the caller, and any other `apikey` as naming the client application only. Ambiguity is refused:
-// two apikey headers, or a secret key beside a different Bearer credential, could be read one way here and another
-// way by a proxy in front.
+// Which credential a request carries: a JWT, a secret API key, a publishable key, or nothing (Supabase's `apikey`
+// header and Bearer conventions). Ambiguity is refused (two apikey headers, a secret key beside another Bearer):
+// a proxy in front could read it one way and we another.
 import { API_KEY_PREFIX, PUBLISHABLE_KEY_PREFIX, SECRET_KEY_PREFIX } from './api-keys.js'
 import { bearerToken, singleAuthorization } from './jwt.js'
 import { invalidCredential } from './rejection.js'

@@ -1,13 +1,6 @@
-// Verified tokens, remembered: checking a signature costs tens of microseconds (jose through WebCrypto), and a
-// monitor or dashboard sends the same token again and again. A token is cached only after jose accepted it, keyed by
-// the whole token, in a bounded LRU; every use checks `exp` again (with the clock tolerance, as jose does), and the
-// cache is emptied when the signing keys change. What "the keys change" means:
-// - HS256: the secret is fixed for the life of the process, so its tokens can only expire;
-// - JWKS_URL: a cached token signed by a JWKS key is used only while jose's copy of the key set is fresh (its
-//   cache max age); once stale, the token is verified again, which makes jose fetch the set anew. Whenever a
-//   verification finds a key set different from the one seen before, every token a JWKS key verified is forgotten
-//   (HS256 tokens stay: their secret did not change).
-// So a key removed from the JWKS stops working exactly when it would without this cache: at jose's next fetch.
+// Verified tokens, remembered (a signature check costs tens of µs; monitors resend the same token): a bounded LRU
+// of tokens jose accepted, `exp` checked at every use, JWKS-signed ones dropped once jose's key set is stale or
+// changes, so a key removed from the JWKS stops working exactly when it would without this cache.
 import { LRUCache } from 'lru-cache'
 import type { TokenVerifier, VerifiedToken } from './jwt.js'
 

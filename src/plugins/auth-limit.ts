@@ -1,11 +1,6 @@
-// Failed authentication, counted per client address (src/auth/failure-table.ts: IPv6 per /64 and per /48, a bounded
-// table that keeps the addresses it limits). The address is request.ip: the TCP peer, or behind proxies named in
-// TRUST_PROXY the client address they forward. After AUTH_FAILURE_LIMIT_PER_MINUTE failures within the window, every
-// route that authenticates answers that address 429 until the window ends for any credential that needs a signature
-// check — a new good token too: no cryptography is spent on a flood. A token verified before (in the token cache) is
-// served all the same: it costs no check, and its holder must not be locked out by others' failures. Routes that do
-// not authenticate (public liveness, /livez, /docs, /readyz without a credential) never look at the count, so a
-// monitor polling them is never limited.
+// Failed authentication counted per client address (auth/failure-table.ts): past the limit, a route that needs a
+// signature check answers 429 to that address, so no cryptography is spent on a flood. A token already in the cache
+// still works (its holder is not locked out by others), and public routes never look at the count.
 import type { FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { bucketsOf, FailureTable } from '../auth/failure-table.js'
