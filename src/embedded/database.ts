@@ -2,7 +2,8 @@
 // under DATA_DIR/pg, kept across restarts, migrated at every start. Every login needs the cluster's password
 // (DATA_DIR/pg.password, see local-postgres.ts): the URLs below carry it.
 import type { Sql } from 'postgres'
-import { createSql } from '../db/client.js'
+import type { AppConfig, Config } from '../config.js'
+import { createSql, type SocketFactory } from '../db/client.js'
 import { embeddedBinDir, LocalPostgres } from './local-postgres.js'
 import { migrate } from '../db/migrate.js'
 import { ownedBy } from './peer.js'
@@ -13,6 +14,8 @@ export interface EmbeddedDatabase {
   admin: Sql
   /** The API's login role, with its password. */
   apiUrl: string
+  /** Every pool's connections: used only when the listener is the server's OS user's (peer.ts). */
+  socket: SocketFactory
   /** Names the API's address in the lock, for a second start's refusal. */
   announce: (address: string) => Promise<void>
   stop: () => Promise<void>
@@ -48,7 +51,8 @@ export async function startEmbeddedDatabase (options: EmbeddedOptions): Promise<
   })
   await server.init()
   await server.start()
-  const admin = createSql(server.url, { max: 4, socket: ownedBy(server.serverUid) })
+  const socket = ownedBy(server.serverUid)
+  const admin = createSql(server.url, { max: 4, socket })
   try {
     if (options.migrate !== false) await migrate(admin)
     await grantApiLogin(admin, server)
@@ -61,10 +65,16 @@ export async function startEmbeddedDatabase (options: EmbeddedOptions): Promise<
     server,
     admin,
     apiUrl: server.loginUrl('authenticator'),
+    socket,
     announce: async (address) => { await server.announce(address) },
     stop: async () => {
       await admin.end({ timeout: 2 })
       await server.stop()
     }
   }
+}
+
+/** The app's settings on the embedded database: its login, its peer-checked socket, and every answer marked demo. */
+export function embeddedAppConfig (config: Config, embedded: Pick<EmbeddedDatabase, 'apiUrl' | 'socket'>, secret: string): AppConfig {
+  return { ...config, databaseUrl: embedded.apiUrl, databaseSocket: embedded.socket, jwt: { ...config.jwt, secret }, demoData: true }
 }

@@ -5,7 +5,9 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
+import { loadConfig } from '../../src/config.js'
 import { apiPoolOptions, createSql } from '../../src/db/client.js'
+import { embeddedAppConfig } from '../../src/embedded/database.js'
 import { freePort } from '../../src/embedded/local-postgres.js'
 import { ownedBy, peerUid } from '../../src/embedded/peer.js'
 import { startTestDatabase } from '../helpers/database.js'
@@ -75,4 +77,21 @@ t.test('a listener of another user on the port: no password is sent, the query f
   t.teardown(async () => { await plain.end({ timeout: 1 }) })
   await plain`select 1`.catch(() => {})
   await eventually(async () => (await got()).includes('the-cluster-secret'), 10_000, 'the unchecked pool sent its password')
+})
+
+t.test('the embedded database hands its checked socket to every pool: the admin pool and the app\'s', { skip: process.getuid?.() !== 0 && 'only root can run a listener as another user' }, async (t) => {
+  const db = await startTestDatabase({ migrate: false })
+  t.teardown(db.close)
+  t.equal((db.admin.options as { socket?: unknown }).socket, db.socket, 'the admin pool connects through it')
+  const appConfig = embeddedAppConfig(loadConfig({}), db, 'a-secret-of-at-least-thirty-two-characters')
+  t.equal(appConfig.databaseSocket, db.socket, 'so does the API\'s pool')
+  t.equal(appConfig.demoData, true, 'and every answer says demo')
+
+  // The socket refuses a listener that is not the server's OS user's (here: nobody's, on another port).
+  const port = await freePort()
+  const got = await foreignListener(t, port)
+  const sql = createSql(`postgres://authenticator:the-cluster-secret@127.0.0.1:${port}/postgres`, apiPoolOptions(settings, appConfig.databaseSocket))
+  t.teardown(async () => { await sql.end({ timeout: 1 }) })
+  await t.rejects(sql`select 1`, /not the embedded PostgreSQL's/)
+  t.notMatch(await got(), 'the-cluster-secret', 'nothing reached it')
 })
