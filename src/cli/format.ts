@@ -1,7 +1,7 @@
 // What the ops CLI prints, as pure functions of the API's answers: the Nagios line and exit code for `check`,
 // and the human-readable status.
 import type { Liveness } from '../domain/liveness.js'
-import type { HeartbeatJson } from '../domain/representation.js'
+import type { HeartbeatJson } from '../domain/heartbeat.js'
 
 /** Nagios plugin exit codes. */
 export const NAGIOS = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 } as const

@@ -2,7 +2,7 @@
 // A PATCH never changes the scheduler's own columns, and the scheduler stamps updated_at with last_poll_at: so the
 // row itself says who wrote last. The limits of that inference are in docs/scheduler.md.
 import type { Liveness } from '../domain/liveness.js'
-import type { HeartbeatJson } from '../domain/representation.js'
+import type { HeartbeatJson } from '../domain/heartbeat.js'
 import type { HeartbeatAnswer } from './format.js'
 
 export type WaitGoal = 'pause' | 'resume'

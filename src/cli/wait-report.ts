@@ -1,5 +1,5 @@
 // What `pause --wait` and `resume --wait` print: one line for people, one JSON object for scripts. Pure.
-import type { HeartbeatJson } from '../domain/representation.js'
+import type { HeartbeatJson } from '../domain/heartbeat.js'
 import { seconds } from './format.js'
 import { WAIT_EXIT_CODES, type WaitDecision, type WaitGoal } from './wait-decision.js'
 

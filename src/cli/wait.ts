@@ -2,7 +2,7 @@
 // scheduler's answer settles it. Polling, not the event stream: same 1 s pace, no SSE parser, and proxies that
 // buffer long responses or tokens that expire mid-stream cannot break it.
 import type { HeartbeatPatch } from '../domain/patch.js'
-import type { HeartbeatJson } from '../domain/representation.js'
+import type { HeartbeatJson } from '../domain/heartbeat.js'
 import { CliError, describeFailure, type ApiAnswer, type ApiClient } from './client.js'
 import { isHeartbeatAnswer, type HeartbeatAnswer } from './format.js'
 import { conclude, observe, startWait, type Sighting, type WaitDecision, type WaitGoal } from './wait-decision.js'

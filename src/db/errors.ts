@@ -29,8 +29,10 @@ export function isDatabaseUnavailable (error: unknown): boolean {
   return CLIENT_CODES.has(code) || SERVER_STATES.test(code)
 }
 
-/** The client's deadline for a call: a little over the server's statement timeout, so that its cancellation normally wins. */
-export const callDeadlineMs = (statementTimeoutMs: number): number => statementTimeoutMs + 500
+/** How much longer the client waits than the server's statement timeout, so that the server's cancellation normally wins. */
+export const DEADLINE_MARGIN_MS = 500
+
+export const callDeadlineMs = (statementTimeoutMs: number): number => statementTimeoutMs + DEADLINE_MARGIN_MS
 
 /** The server's statement_timeout covers slow queries; this covers a server that stopped answering at all. */
 export async function withDeadline<T> (work: Promise<T>, ms: number): Promise<T> {

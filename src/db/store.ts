@@ -2,7 +2,7 @@
 // than an exception, because an unreachable database is a verdict (unknown), not a crash.
 import type { Sql } from 'postgres'
 import type { HeartbeatReading } from '../domain/liveness.js'
-import { DatabaseTimeoutError, callDeadlineMs, isDatabaseUnavailable, withDeadline } from './errors.js'
+import { DatabaseTimeoutError, DEADLINE_MARGIN_MS, callDeadlineMs, isDatabaseUnavailable, withDeadline } from './errors.js'
 import type { HeartbeatChanges } from '../domain/patch.js'
 import { readHeartbeat, updateHeartbeat, type DbIdentity, type HeartbeatChange, type HeartbeatSnapshot, type LockedHeartbeat } from './heartbeat.js'
 import { NextRead } from './in-flight.js'
@@ -64,7 +64,7 @@ export class HeartbeatStore {
     const left = Math.floor(this.deadlineMs - (performance.now() - since))
     if (left <= 0) throw new DatabaseTimeoutError(`no time left for a read within ${this.deadlineMs} ms`)
     // The server's own timeout ends the read before the deadline, so that the next read is not sent while it still runs.
-    const statementTimeoutMs = Math.max(1, Math.min(this.settings.statementTimeoutMs, left - 500))
+    const statementTimeoutMs = Math.max(1, Math.min(this.settings.statementTimeoutMs, left - DEADLINE_MARGIN_MS))
     return await this.deadline(left, async (signal) => {
       for (let attempt = 1; ; attempt++) {
         try {

@@ -1,7 +1,8 @@
 // The heartbeat event stream's events and their Server-Sent Events framing (WHATWG HTML §9.2). Pure: the hub in
 // src/events/ decides when to send them.
 import type { HeartbeatReading, Liveness } from './liveness.js'
-import { entityTag, heartbeatJson, type HeartbeatJson } from './representation.js'
+import type { HeartbeatJson } from './heartbeat.js'
+import { entityTag, heartbeatJson } from './representation.js'
 
 export const HEARTBEAT_EVENT = 'heartbeat'
 

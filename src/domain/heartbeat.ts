@@ -12,9 +12,10 @@ export type BreakerState = typeof BREAKER_STATES[number]
 
 /** The timestamptz columns: ISO 8601 strings in JSON, Dates as postgres.js hands them over. */
 type TimestampColumn = 'started_at' | 'last_poll_at' | 'next_poll_at' | 'updated_at'
-type RowJson = Static<typeof HeartbeatRowSchema>
+/** The row as JSON: every timestamp an ISO 8601 UTC string, everything else as stored. */
+export type HeartbeatJson = Static<typeof HeartbeatRowSchema>
 
 /** The row as postgres.js returns it (timestamptz → Date, jsonb → parsed JSON); its JSON form is HeartbeatRowSchema. */
 export type HeartbeatRow = {
-  [K in keyof RowJson]: K extends TimestampColumn ? Date | Exclude<RowJson[K], string> : RowJson[K]
+  [K in keyof HeartbeatJson]: K extends TimestampColumn ? Date | Exclude<HeartbeatJson[K], string> : HeartbeatJson[K]
 }

@@ -1,13 +1,8 @@
 // How the row is shown: JSON with ISO 8601 UTC timestamps, an entity tag that changes when the row or the verdict
 // changes (and not when only the ages tick on), and conditional-request matching (RFC 9110).
 import { createHash } from 'node:crypto'
-import type { Static } from '@sinclair/typebox'
-import type { HeartbeatRow } from './heartbeat.js'
+import type { HeartbeatJson, HeartbeatRow } from './heartbeat.js'
 import type { Liveness } from './liveness.js'
-import type { HeartbeatRowSchema } from './schemas.js'
-
-/** The row as JSON: every timestamp an ISO 8601 UTC string, everything else as stored. */
-export type HeartbeatJson = Static<typeof HeartbeatRowSchema>
 
 const iso = (date: Date | null): string | null => date === null ? null : date.toISOString()
 

@@ -5,7 +5,7 @@ import {
   type Sighting, type WaitGoal, type WaitState
 } from '../../src/cli/wait-decision.js'
 import type { Liveness } from '../../src/domain/liveness.js'
-import type { HeartbeatJson } from '../../src/domain/representation.js'
+import type { HeartbeatJson } from '../../src/domain/heartbeat.js'
 
 const T0 = Date.parse('2026-12-02T06:00:00.000Z')
 const at = (seconds: number): string => new Date(T0 + seconds * 1000).toISOString()

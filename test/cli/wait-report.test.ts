@@ -3,7 +3,7 @@ import t from 'tap'
 import type { Silence, WaitDecision } from '../../src/cli/wait-decision.js'
 import { waitReport, waitSummary, type WaitContext } from '../../src/cli/wait-report.js'
 import type { Liveness } from '../../src/domain/liveness.js'
-import type { HeartbeatJson } from '../../src/domain/representation.js'
+import type { HeartbeatJson } from '../../src/domain/heartbeat.js'
 
 const ROW: HeartbeatJson = {
   id: 1, instance_id: 'scheduler-0a1b2c3d', started_at: '2026-12-02T05:00:00.000Z',
