@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { JWKS_DEFAULTS, streamRecheckMs } from './auth/jwks.js'
 import type { AppConfig, TrustProxy } from './config.js'
+import { enforceDeclaredAccess } from './http/access.js'
 import { clientErrorHandler, HTTP_LIMITS, type HttpLimits } from './http/limits.js'
 import { requestLogController, requestSerializer } from './http/logging.js'
 import authLimitPlugin from './plugins/auth-limit.js'
@@ -87,6 +88,8 @@ export async function buildApp (config: AppConfig, options: BuildAppOptions = {}
   if (config.trustProxy === true || (typeof config.trustProxy === 'number' && config.trustProxy > 0)) app.log.warn(hopCountWarning(config.trustProxy))
 
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema)
+  // First of the onRoute hooks, so that it sees each route's own gate, not one a plugin adds.
+  enforceDeclaredAccess(app)
 
   await app.register(errorsPlugin)
   // Security headers before the closing plugin: its onRequest hook answers 503 during shutdown, and hooks run in the

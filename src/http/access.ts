@@ -1,6 +1,6 @@
 // Whether a route is public or needs a token, and for which table action, is declared once per route: routeAccess()
 // gives its OpenAPI security, the refusals its gate can answer, the gate itself and whom its handler reads as.
-import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyRequest, preHandlerAsyncHookHandler, RouteOptions } from 'fastify'
 import { SERVICE_READER, type Principal } from '../auth/principal.js'
 import { missingCredential } from '../auth/rejection.js'
 import type { TableAction } from '../domain/policies.js'
@@ -43,4 +43,25 @@ export function routeAccess (app: FastifyInstance, access: Access): RouteAccess 
       return request.principal
     }
   }
+}
+
+/**
+ * Fails the start when a route forgets its access: each must declare its OpenAPI security (through routeAccess) or be
+ * hidden documentation or an asset; a route that asks for a token must have a gate. A forgotten gate is never public.
+ */
+export function undeclaredAccess (route: Pick<RouteOptions, 'method' | 'url' | 'schema' | 'preHandler' | 'onRequest'>): string | undefined {
+  const schema = route.schema as { security?: unknown[], hide?: boolean } | undefined
+  const name = `${String(route.method)} ${route.url}`
+  if (schema?.security === undefined) return schema?.hide === true ? undefined : `${name} declares no access (routeAccess)`
+  const hooks = [route.preHandler, route.onRequest].flat().filter((hook) => hook !== undefined)
+  if (schema.security.length > 0 && hooks.length === 0) return `${name} asks for a token but has no gate`
+  return undefined
+}
+
+/** Registering a route that fails undeclaredAccess throws, so the app never starts with it. */
+export function enforceDeclaredAccess (app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    const problem = undeclaredAccess(route)
+    if (problem !== undefined) throw new Error(problem)
+  })
 }
