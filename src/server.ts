@@ -108,11 +108,10 @@ async function main (): Promise<void> {
   })
   const readyMs = Math.round(performance.now() - startedAt)
   const { embedded } = opened
-  // The banner before the "ready" line: whoever waits for that line finds the banner already out.
+  opened.app?.log.info({ address, readyMs, embedded: embedded !== undefined, ...(embedded !== undefined ? { demo: true } : {}) }, 'ready')
   if (embedded !== undefined) {
     process.stdout.write(bannerText({ address, readyMs, server: embedded.server, dataDir: config.dataDir, demo: config.demo }))
   }
-  opened.app?.log.info({ address, readyMs, embedded: embedded !== undefined, ...(embedded !== undefined ? { demo: true } : {}) }, 'ready')
 }
 
 await main()

@@ -27,7 +27,11 @@ async function liveness (address: string, state: string, timeoutMs = 60_000): Pr
 const postmasterPid = async (dataDir: string): Promise<number> =>
   Number((await readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0])
 
-const bannerPort = (server: ServerProcess): number => Number(/embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(server.stdout)?.[1])
+/** The embedded server's port, from the banner (which follows the ready line: wait for its last line). */
+async function bannerPort (server: ServerProcess): Promise<number> {
+  await eventually(() => server.stdout.includes('  API docs: '), 10_000, 'the whole banner')
+  return Number(/embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(server.stdout)?.[1])
+}
 
 t.test('a second start in the same DATA_DIR refuses in one line naming the first; the first keeps serving', async (t) => {
   const dataDir = await embeddedDataDir(t, 'eva-second-')
@@ -35,7 +39,7 @@ t.test('a second start in the same DATA_DIR refuses in one line naming the first
   const { address } = await first.ready(60_000)
   t.match(await liveness(address, 'alive'), { status: 200, state: 'alive' })
   const pgPid = await postmasterPid(dataDir)
-  const pgPort = bannerPort(first)
+  const pgPort = await bannerPort(first)
 
   const second = startServer(t, { DATA_DIR: dataDir, PORT: '0', DEMO_INTERVAL_SECONDS: '0.5' })
   t.same(await second.exited, { code: 1, signal: null }, 'the second start exits 1')
@@ -58,7 +62,7 @@ t.test('the embedded PostgreSQL killed under a running instance: it comes back, 
   const server = startServer(t, { DATA_DIR: dataDir, PORT: '0', DEMO_INTERVAL_SECONDS: '0.5', LOG_LEVEL: 'info' })
   const { address } = await server.ready(60_000)
   t.match(await liveness(address, 'alive'), { status: 200, state: 'alive' })
-  const port = bannerPort(server)
+  const port = await bannerPort(server)
   const pid = await postmasterPid(dataDir)
   process.kill(pid, 'SIGKILL')
   // Its backends outlive it for a moment (an answer right after the kill proves nothing): wait for the restart.
@@ -75,7 +79,7 @@ t.test('EMBEDDED_PG_PORT sets the port; the banner names the password file and n
   const port = await freePort()
   const server = startServer(t, { DATA_DIR: dataDir, PORT: '0', EMBEDDED_PG_PORT: String(port), DEMO_SCHEDULER: 'false' })
   await server.ready(60_000)
-  t.equal(bannerPort(server), port)
+  t.equal(await bannerPort(server), port)
   const file = path.join(dataDir, 'pg.password')
   t.match(server.stdout, `its logins: user postgres (superuser) or authenticator, password in ${file}`)
   t.equal((await stat(file)).mode & 0o777, 0o600)
