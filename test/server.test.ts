@@ -247,6 +247,7 @@ t.test('the embedded default: starts, demo heartbeats, token command, restarts o
   const third = start(t, { ...env, DEMO_SCHEDULER: 'false', NODE_ENV: 'production', EMBEDDED_IN_PRODUCTION: 'true' })
   const last = await third.ready()
   await demoLabels(t, last.address, `Bearer ${jwt}`, true)
+  await eventually('banner', async () => third.stdout, (out) => out.includes('  API docs: '))
   t.match(third.stdout, /DEMO DATA/, 'the banner says demo without the demo scheduler too')
   t.notMatch(third.stdout.split('\n').find((l) => l.includes('embedded PostgreSQL on')) ?? '', /demo scheduler/)
   const three = await getHeartbeat(last.address, jwt)
