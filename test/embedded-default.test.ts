@@ -27,10 +27,9 @@ async function liveness (address: string, state: string, timeoutMs = 60_000): Pr
 const postmasterPid = async (dataDir: string): Promise<number> =>
   Number((await readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0])
 
-/** The embedded server's port, from the banner (which follows the ready line: wait for its last line). */
+/** The embedded server's port, from the banner. */
 async function bannerPort (server: ServerProcess): Promise<number> {
-  await eventually(() => server.stdout.includes('  API docs: '), 10_000, 'the whole banner')
-  return Number(/embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(server.stdout)?.[1])
+  return Number(/embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(await server.banner())?.[1])
 }
 
 t.test('a second start in the same DATA_DIR refuses in one line naming the first; the first keeps serving', async (t) => {

@@ -37,7 +37,7 @@ t.test('from a checkout inside a mode-700 directory, as root: liveness 200, and 
   t.ok(lstatSync(dataDir).isSymbolicLink(), '.data/pg links to the cluster')
   t.match(staged, new RegExp(`^${STAGE_ROOT}/data/`), `which lives under ${STAGE_ROOT}`)
   t.equal(await alive(address), 200, 'liveness 200: the demo scheduler writes through the staged server')
-  t.match(first.stdout, `data in ${staged}`, 'the banner says where the data is')
+  t.match(await first.banner(), `data in ${staged}`, 'the banner says where the data is')
   await marker(first, path.join(app, '.data'), async (sql) => { await sql`create table marker as select 'kept'::text as text` })
   t.same(await first.stop('SIGTERM'), { code: 0, signal: null })
   t.equal(first.stderr, '', 'nothing on stderr')

@@ -124,7 +124,7 @@ t.test('embedded mode, SIGTERM while the demo scheduler waits on a lock: new con
   const dataDir = await embeddedDataDir(t, 'eva-faults-')
   const server = start(t, { DATA_DIR: dataDir, DEMO_INTERVAL_SECONDS: '0.2' }, true)
   const { address } = await server.ready()
-  const port = /embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(server.stdout)?.[1]
+  const port = /embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(await server.banner())?.[1]
   t.ok(port, 'the banner names the embedded server\'s port')
   const admin = postgres(await embeddedAdminUrl(server, dataDir), { max: 2, onnotice: () => {} })
   t.teardown(async () => { await admin.end({ timeout: 1 }) })

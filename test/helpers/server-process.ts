@@ -8,7 +8,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type t from 'tap'
 import { EnvSchema } from '../../src/config.js'
-import { delay } from './wait.js'
+import { delay, eventually } from './wait.js'
 
 export type Tap = Parameters<Parameters<typeof t.test>[0]>[0]
 
@@ -74,6 +74,12 @@ export class ServerProcess {
     throw new Error(`not ready within ${timeoutMs} ms; stdout: ${this.stdout}; stderr: ${this.stderr}`)
   }
 
+  /** Waits for the embedded default's whole banner (it follows the "ready" line, in writes of its own); gives stdout. */
+  async banner (timeoutMs = 10_000): Promise<string> {
+    await eventually(() => this.stdout.includes('  API docs: '), timeoutMs, 'the whole banner')
+    return this.stdout
+  }
+
   /** Sends a signal (to the whole process group, as a terminal's Ctrl-C does, with `group`) and waits for the end. */
   async stop (signal: NodeJS.Signals = 'SIGTERM', options: { group?: boolean, timeoutMs?: number } = {}): Promise<Exit | 'timeout'> {
     if (this.running && this.child.pid !== undefined) process.kill(options.group === true ? -this.child.pid : this.child.pid, signal)
@@ -99,7 +105,7 @@ export function startServer (t: Tap, env: Record<string, string>, options: { det
 
 /** The embedded server's superuser URL: its port from the banner, its password from DATA_DIR/pg.password. */
 export async function embeddedAdminUrl (server: ServerProcess, dataDir: string): Promise<string> {
-  const port = /embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(server.stdout)?.[1]
+  const port = /embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(await server.banner())?.[1]
   if (port === undefined) throw new Error(`no embedded banner: ${server.stdout}`)
   const password = (await readFile(path.join(dataDir, 'pg.password'), 'utf8')).trim()
   return `postgres://postgres:${password}@127.0.0.1:${port}/postgres`
