@@ -198,7 +198,6 @@ t.test('the embedded default: starts, demo heartbeats, token command, restarts o
   const first = start(t, env)
   const { address, ms } = await first.ready()
   t.comment(`embedded default, first start (initdb + migrate): ready ${ms} ms after spawn`)
-  t.ok(ms < 30_000, 'ready within 30 s')
   await first.banner()
   t.match(first.stdout, `eva-heartbeat-api is listening on ${address}`)
   t.match(first.stdout, /embedded PostgreSQL on 127\.0\.0\.1:\d+, data in .*eva-embedded-.*\/pg, demo scheduler every 0\.5 s/)

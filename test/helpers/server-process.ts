@@ -63,7 +63,7 @@ export class ServerProcess {
   }
 
   /** Waits for the "ready" log line; gives the address and the time from spawn. */
-  async ready (timeoutMs = 30_000): Promise<{ address: string, ms: number }> {
+  async ready (timeoutMs = 60_000): Promise<{ address: string, ms: number }> {
     const deadline = Date.now() + timeoutMs
     while (Date.now() < deadline) {
       const line = this.logLines().find((l) => l.msg === 'ready')
@@ -74,7 +74,7 @@ export class ServerProcess {
     throw new Error(`not ready within ${timeoutMs} ms; stdout: ${this.stdout}; stderr: ${this.stderr}`)
   }
 
-  /** Waits for the embedded default's whole banner (it follows the "ready" line, in writes of its own); gives stdout. */
+  /** Waits for the embedded default's whole banner (a write of its own, apart from the log lines); gives stdout. */
   async banner (timeoutMs = 10_000): Promise<string> {
     await eventually(() => this.stdout.includes('  API docs: '), timeoutMs, 'the whole banner')
     return this.stdout
