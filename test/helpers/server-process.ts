@@ -42,7 +42,7 @@ export class ServerProcess {
     this.child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { this.stdout += chunk })
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { this.stderr += chunk })
     this.exited = new Promise((resolve) => {
-      this.child.once('exit', (code, signal) => {
+      this.child.once('close', (code, signal) => { // 'close': its output has all been read too
         this.exit = { code, signal }
         resolve(this.exit)
       })
