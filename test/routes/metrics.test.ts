@@ -118,8 +118,10 @@ t.test('the row\'s values: timestamps in seconds since the epoch, counters, inst
   close('scheduler_next_poll_timestamp_seconds', row.next)
   close('scheduler_row_updated_timestamp_seconds', row.updated)
   close('scheduler_row_created_timestamp_seconds', row.created)
-  const checked = valueOf(samples, 'scheduler_heartbeat_checked_timestamp_seconds') ?? 0
-  t.ok(checked >= row.now && checked < row.now + 60, 'checked on the database clock, after the write')
+  // Compared in whole milliseconds: a read in the same millisecond as row.now is truncated below it.
+  const checkedMs = Math.round((valueOf(samples, 'scheduler_heartbeat_checked_timestamp_seconds') ?? 0) * 1000)
+  const nowMs = Math.floor(row.now * 1000)
+  t.ok(checkedMs >= nowMs && checkedMs < nowMs + 60_000, `checked on the database clock, after the write (${checkedMs} ms, row read at ${nowMs} ms)`)
   t.equal(valueOf(samples, 'scheduler_polls_total'), 1234)
   t.equal(valueOf(samples, 'scheduler_dispatches_total'), 56)
   t.equal(valueOf(samples, 'scheduler_errors_total'), 7)
