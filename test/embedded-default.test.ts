@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { alive, freePort } from '../src/embedded/local-postgres.js'
-import { embeddedDataDir, startServer, type ServerProcess } from './helpers/server-process.js'
+import { embeddedDataDir, embeddedPort, startServer, type ServerProcess } from './helpers/server-process.js'
 import { delay, eventually } from './helpers/wait.js'
 
 /** The liveness verdict, polled until it is `state` (the demo scheduler writes on its own clock); the last one read. */
@@ -27,10 +27,8 @@ async function liveness (address: string, state: string, timeoutMs = 60_000): Pr
 const postmasterPid = async (dataDir: string): Promise<number> =>
   Number((await readFile(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0])
 
-/** The embedded server's port, from the banner. */
-async function bannerPort (server: ServerProcess): Promise<number> {
-  return Number(/embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(await server.banner())?.[1])
-}
+/** The embedded server's port, from the banner (NaN without one, which no assertion accepts). */
+const bannerPort = async (server: ServerProcess): Promise<number> => Number(await embeddedPort(server))
 
 t.test('a second start in the same DATA_DIR refuses in one line naming the first; the first keeps serving', async (t) => {
   const dataDir = await embeddedDataDir(t, 'eva-second-')

@@ -6,7 +6,7 @@ import type { StreamEnd } from '../domain/events.js'
 import type { StreamLease } from './hub.js'
 
 /** Why a recheck's refusal ends the stream; undefined for anything that does not say the credential is bad. */
-export function streamEndOf (error: unknown): StreamEnd | undefined {
+function streamEndOf (error: unknown): StreamEnd | undefined {
   if (!(error instanceof AuthRejection) || error.kind !== 'invalid_credential') return undefined
   return error.code === 'token_expired'
     ? { reason: 'token_expired', detail: error.detail }

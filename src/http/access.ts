@@ -10,7 +10,7 @@ export type Access = 'public' | TableAction
 
 const FORBIDDEN: Record<TableAction, string> = {
   select: 'The token\'s role may not read the heartbeat',
-  update: 'The token\'s role may not change the heartbeat'
+  update: 'The token\'s role may not change the heartbeat, or the database\'s policies refused the change'
 }
 
 export interface RouteAccess {

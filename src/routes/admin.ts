@@ -65,7 +65,6 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
         200: Type.Ref(HeartbeatResponseSchema),
         400: problem('The body is not valid JSON, names a field that may not be written, or has a value that is not allowed'),
         ...access.refusals,
-        403: problem('The token\'s role may not change the heartbeat, or the database\'s policies refused the change', 403),
         404: problem('The table has no heartbeat row'),
         412: problem('If-Match does not match the current ETag: the row (or its verdict) changed; read it again'),
         413: problem('The body is larger than 16 KiB'),

@@ -8,7 +8,7 @@ import t from 'tap'
 import { bearer, rowText, TEST_SECRET, writeRow } from '../helpers/app.js'
 import { startTestDatabase } from '../helpers/database.js'
 import { holdTableLock, terminateApiBackends, waitingOnLocks } from '../helpers/faults.js'
-import { embeddedAdminUrl, embeddedDataDir, startServer, type ServerProcess, type Tap } from '../helpers/server-process.js'
+import { embeddedAdminUrl, embeddedDataDir, embeddedPort, startServer, type ServerProcess, type Tap } from '../helpers/server-process.js'
 import { delay, eventually } from '../helpers/wait.js'
 
 // close-with-grace's delay in src/server.ts: past it the process exits 1.
@@ -124,7 +124,7 @@ t.test('embedded mode, SIGTERM while the demo scheduler waits on a lock: new con
   const dataDir = await embeddedDataDir(t, 'eva-faults-')
   const server = start(t, { DATA_DIR: dataDir, DEMO_INTERVAL_SECONDS: '0.2' }, true)
   const { address } = await server.ready()
-  const port = /embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(await server.banner())?.[1]
+  const port = await embeddedPort(server)
   t.ok(port, 'the banner names the embedded server\'s port')
   const admin = postgres(await embeddedAdminUrl(server, dataDir), { max: 2, onnotice: () => {} })
   t.teardown(async () => { await admin.end({ timeout: 1 }) })

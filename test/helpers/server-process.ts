@@ -103,9 +103,15 @@ export function startServer (t: Tap, env: Record<string, string>, options: { det
   return server
 }
 
+/** The embedded PostgreSQL's port, from the banner; undefined when the banner names none. */
+export async function embeddedPort (server: ServerProcess): Promise<number | undefined> {
+  const port = /embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(await server.banner())?.[1]
+  return port === undefined ? undefined : Number(port)
+}
+
 /** The embedded server's superuser URL: its port from the banner, its password from DATA_DIR/pg.password. */
 export async function embeddedAdminUrl (server: ServerProcess, dataDir: string): Promise<string> {
-  const port = /embedded PostgreSQL on 127\.0\.0\.1:(\d+)/.exec(await server.banner())?.[1]
+  const port = await embeddedPort(server)
   if (port === undefined) throw new Error(`no embedded banner: ${server.stdout}`)
   const password = (await readFile(path.join(dataDir, 'pg.password'), 'utf8')).trim()
   return `postgres://postgres:${password}@127.0.0.1:${port}/postgres`
